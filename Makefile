@@ -1,0 +1,38 @@
+# kubenova: `make run` boots the example instance, `make test` runs the tests.
+# Both run `make setup` first; it is idempotent and fast once the tool cache is warm.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.bin:$(CURDIR)/.venv/bin:$(PATH)
+PY := $(CURDIR)/.venv/bin/python
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: setup run test unit integration lint crds check-crds clean
+
+setup:
+	@bash hack/setup.sh
+
+run: setup
+	$(PY) -m kubenova.cli up $(ARGS)
+
+# pytest exits 5 when it collected no test: that fails the target like any other failure.
+test: setup lint check-crds
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+crds: setup
+	$(PY) -m kubenova.cli crds
+
+check-crds: setup
+	$(PY) -m kubenova.cli crds --check
+
+clean:
+	rm -rf .venv .bin .pytest_cache .ruff_cache

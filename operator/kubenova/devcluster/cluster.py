@@ -1,0 +1,241 @@
+"""DevCluster: etcd + kube-apiserver on free loopback ports, torn down without a trace."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import socket
+import ssl
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from kubenova.devcluster.pki import CertificateAuthority, signing_key_pair
+from kubenova.devcluster.process import ManagedProcess
+from kubenova.tools import find_tool
+
+LOOPBACK = "127.0.0.1"
+ADMIN_USER = "kubenova-admin"
+
+
+class DevClusterError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class DevCluster:
+    """A single-member etcd and one kube-apiserver with RBAC, certificates and a kubeconfig.
+
+    Use as a context manager, or call start() and stop(); stop() is safe to call more than once
+    and removes the state directory unless `keep_state` is set.
+    """
+
+    def __init__(self, state_dir: Path | None = None, keep_state: bool = False) -> None:
+        self._owns_dir = state_dir is None
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="kubenova-cluster-"))
+        self.keep_state = keep_state
+        self.ca = CertificateAuthority()
+        self.api_port = 0
+        self.etcd_port = 0
+        self._etcd: ManagedProcess | None = None
+        self._apiserver: ManagedProcess | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> DevCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()
+
+    @property
+    def server(self) -> str:
+        return f"https://{LOOPBACK}:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self._etcd, self._apiserver) if p and p.pid]
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_etcd(timeout)
+            self._start_apiserver(timeout)
+            self.kubeconfig.write_text(self.kubeconfig_for(ADMIN_USER, ("system:masters",)))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        # The apiserver first, so it does not spend its shutdown retrying a dead etcd.
+        for proc in (self._apiserver, self._etcd):
+            if proc is not None:
+                proc.stop()
+        self._apiserver = self._etcd = None
+        if not self.keep_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- etcd --------------------------------------------------------------------------------
+    def _start_etcd(self, timeout: float) -> None:
+        def launch() -> ManagedProcess:
+            self.etcd_port, peer = free_port(), free_port()
+            data = self.state_dir / "etcd"
+            shutil.rmtree(data, ignore_errors=True)
+            client_url, peer_url = (
+                f"http://{LOOPBACK}:{self.etcd_port}",
+                f"http://{LOOPBACK}:{peer}",
+            )
+            return ManagedProcess(
+                "etcd",
+                [
+                    find_tool("etcd"),
+                    "--name=kubenova",
+                    f"--data-dir={data}",
+                    f"--listen-client-urls={client_url}",
+                    f"--advertise-client-urls={client_url}",
+                    f"--listen-peer-urls={peer_url}",
+                    f"--initial-advertise-peer-urls={peer_url}",
+                    f"--initial-cluster=kubenova={peer_url}",
+                    "--unsafe-no-fsync",  # throw-away data: durability is not worth the latency
+                    "--log-level=warn",
+                ],
+                self.state_dir / "etcd.log",
+            )
+
+        self._etcd = self._launch(launch, f"http://{LOOPBACK}:{{etcd_port}}/health", timeout)
+
+    # -- kube-apiserver ----------------------------------------------------------------------
+    def _start_apiserver(self, timeout: float) -> None:
+        pki = self.state_dir / "pki"
+        pki.mkdir(exist_ok=True)
+        (pki / "ca.crt").write_bytes(self.ca.cert_pem)
+        serving_cert, serving_key = self.ca.serving(
+            "kube-apiserver", [LOOPBACK, "localhost", "kubernetes.default.svc"]
+        ).write(pki, "apiserver")
+        sa_pub, sa_key = signing_key_pair().write(pki, "service-account")
+
+        def launch() -> ManagedProcess:
+            self.api_port = free_port()
+            return ManagedProcess(
+                "kube-apiserver",
+                [
+                    find_tool("kube-apiserver"),
+                    f"--etcd-servers=http://{LOOPBACK}:{self.etcd_port}",
+                    f"--bind-address={LOOPBACK}",
+                    f"--advertise-address={LOOPBACK}",
+                    f"--secure-port={self.api_port}",
+                    f"--cert-dir={pki}",
+                    f"--tls-cert-file={serving_cert}",
+                    f"--tls-private-key-file={serving_key}",
+                    f"--client-ca-file={pki / 'ca.crt'}",
+                    f"--service-account-key-file={sa_pub}",
+                    f"--service-account-signing-key-file={sa_key}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    "--authorization-mode=RBAC",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--allow-privileged=true",
+                    # No controller-manager runs, so nothing creates the `default` ServiceAccount
+                    # this admission plugin would insist on for every pod.
+                    "--disable-admission-plugins=ServiceAccount",
+                    "--profiling=false",
+                ],
+                self.state_dir / "kube-apiserver.log",
+            )
+
+        self._apiserver = self._launch(launch, "{server}/readyz", timeout)
+
+    # -- shared ------------------------------------------------------------------------------
+    def _launch(self, make, health_url: str, timeout: float, tries: int = 3) -> ManagedProcess:
+        """Start a process and wait until its health URL answers 200.
+
+        A free port can be taken between our probe and the child's bind; a child that dies
+        early is retried on fresh ports.
+        """
+        last = ""
+        for _ in range(tries):
+            proc = make()
+            proc.start()
+            url = health_url.format(etcd_port=self.etcd_port, server=self.server)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and proc.alive():
+                if self._healthy(url):
+                    return proc
+                time.sleep(0.2)
+            last = proc.log_tail()
+            proc.stop()
+            if time.monotonic() < deadline:  # it died: maybe a port clash, try again
+                continue
+            raise DevClusterError(f"{proc.name} did not become healthy in {timeout:.0f}s:\n{last}")
+        raise DevClusterError(f"{proc.name} exited at start {tries} times; last log:\n{last}")
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        pki = self.state_dir / "pki"
+        if not (pki / "admin.crt").exists():
+            self.ca.client(ADMIN_USER, ("system:masters",)).write(pki, "admin")
+        ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+        return ctx
+
+    def _healthy(self, url: str) -> bool:
+        context = self._ssl_context() if url.startswith("https") else None
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2, context=context) as response,
+        ):
+            return response.status == 200
+        return False
+
+    # -- credentials -------------------------------------------------------------------------
+    def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> str:
+        """A kubeconfig authenticating as `user` in `groups` with a client certificate."""
+        pair = self.ca.client(user, groups)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kubenova",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": _b64(self.ca.cert_pem),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": _b64(pair.cert_pem),
+                        "client-key-data": _b64(pair.key_pem),
+                    },
+                }
+            ],
+            "contexts": [{"name": "kubenova", "context": {"cluster": "kubenova", "user": user}}],
+            "current-context": "kubenova",
+        }
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def write_kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        path = self.state_dir / f"kubeconfig-{user}"
+        path.write_text(self.kubeconfig_for(user, groups))
+        path.chmod(0o600)
+        return path

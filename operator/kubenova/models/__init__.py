@@ -1,0 +1,1 @@
+"""API types. The pydantic models are the single source of the CRD schemas (see crd.py)."""

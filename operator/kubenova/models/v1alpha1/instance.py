@@ -1,0 +1,167 @@
+"""Instance: a server, walked through Nova's vmState/taskState by the operator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from kubenova.models.base import (
+    AGE,
+    Conditions,
+    CRDInfo,
+    IPAddress,
+    KubeModel,
+    ObjectName,
+    PrinterColumn,
+    Resource,
+    cel,
+    validations,
+)
+from kubenova.models.v1alpha1.states import PowerState, TaskState, VmState
+
+
+class NetworkRequest(KubeModel):
+    network: ObjectName
+    fixed_ip: IPAddress | None = None
+    """Ask for this address instead of the next free one."""
+
+
+class VolumeAttachment(KubeModel):
+    volume: ObjectName
+
+
+class SchedulerHints(KubeModel):
+    model_config = validations(
+        cel(
+            "!has(self.sameHost) || !has(self.differentHost) || "
+            "!self.sameHost.exists(i, i in self.differentHost)",
+            "an instance cannot be in both sameHost and differentHost",
+        ),
+    )
+
+    group: ObjectName | None = None
+    """A ServerGroup whose policy the instance is scheduled under."""
+    same_host: list[ObjectName] = Field(default_factory=list, max_length=16)
+    """Instances to share a host with."""
+    different_host: list[ObjectName] = Field(default_factory=list, max_length=16)
+    """Instances to avoid sharing a host with."""
+
+
+class InstanceSpec(KubeModel):
+    """What the user asks for. Flavor and image are fixed: resize and rebuild are not offered."""
+
+    model_config = validations(
+        cel(
+            "self.flavor == oldSelf.flavor",
+            "flavor is immutable (resize is not supported)",
+            fieldPath=".flavor",
+        ),
+        cel(
+            "self.image == oldSelf.image",
+            "image is immutable (rebuild is not supported)",
+            fieldPath=".image",
+        ),
+    )
+
+    flavor: ObjectName
+    image: ObjectName
+    networks: list[NetworkRequest] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.all(n, self.exists_one(m, m.network == n.network))",
+                    "each network may be requested once",
+                ),
+            ]
+        },
+    )
+    key_name: ObjectName | None = None
+    """A Keypair in the same namespace."""
+    user_data: str | None = Field(default=None, max_length=65535)
+    """Passed to the guest through the NoCloud seed."""
+    availability_zone: str | None = Field(default=None, max_length=63)
+    scheduler_hints: SchedulerHints | None = None
+    volumes: list[VolumeAttachment] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.all(v, self.exists_one(w, w.volume == v.volume))",
+                    "each volume may be attached once",
+                ),
+            ]
+        },
+    )
+    power_state: Literal["Running", "Stopped"] = "Running"
+    """The desired power state."""
+
+
+class Fault(KubeModel):
+    """Why an instance is in ERROR, as Nova's instance fault."""
+
+    code: int = Field(ge=0, le=599)
+    message: str = Field(max_length=1024)
+    details: str | None = Field(default=None, max_length=32768)
+    time: datetime
+
+
+class Attempt(KubeModel):
+    """One host the build was tried on and why it failed there."""
+
+    host: str
+    reason: str = Field(max_length=4096)
+    time: datetime
+
+
+class Address(KubeModel):
+    network: str
+    ip: str
+    mac: str | None = None
+
+
+class PhaseTransition(KubeModel):
+    vm_state: VmState
+    task_state: TaskState | None = None
+    time: datetime
+
+
+class InstanceStatus(KubeModel):
+    """Written only by the operator (nova-conductor's role)."""
+
+    vm_state: VmState | None = None
+    task_state: TaskState | None = None
+    power_state: PowerState | None = None
+    host: str | None = None
+    addresses: list[Address] = Field(default_factory=list)
+    fault: Fault | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    conditions: Conditions = Field(default_factory=list)
+    phase_transition_timestamps: list[PhaseTransition] = Field(default_factory=list)
+    launched_at: datetime | None = None
+    """When the guest reported that it booted."""
+    observed_generation: int | None = None
+
+
+class Instance(Resource):
+    crd = CRDInfo(
+        plural="instances",
+        scope="Namespaced",
+        short_names=("inst", "server"),
+        columns=(
+            PrinterColumn("Status", ".status.vmState"),
+            PrinterColumn("Task", ".status.taskState"),
+            PrinterColumn("Power", ".status.powerState"),
+            PrinterColumn("Host", ".status.host"),
+            PrinterColumn("IP", ".status.addresses[0].ip"),
+            AGE,
+            PrinterColumn("Flavor", ".spec.flavor", priority=1),
+            PrinterColumn("Image", ".spec.image", priority=1),
+        ),
+    )
+    spec: InstanceSpec
+    status: InstanceStatus | None = None

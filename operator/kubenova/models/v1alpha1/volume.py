@@ -1,0 +1,68 @@
+"""Volume: a cinder-style block device that outlives the instances it is attached to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kubenova.models.base import (
+    AGE,
+    CRDInfo,
+    KubeModel,
+    ObjectName,
+    PrinterColumn,
+    Resource,
+    cel,
+    validations,
+)
+
+VolumePhase = Literal[
+    "creating", "available", "attaching", "in-use", "detaching", "error", "deleting"
+]
+
+
+class VolumeSpec(KubeModel):
+    """Size and optional source image. Volumes can grow but never shrink, as in cinder."""
+
+    model_config = validations(
+        cel(
+            "self.sizeGiB >= oldSelf.sizeGiB",
+            "sizeGiB can only grow (volumes are not shrunk)",
+            fieldPath=".sizeGiB",
+        ),
+        cel(
+            "has(self.sourceImage) == has(oldSelf.sourceImage) && "
+            "(!has(self.sourceImage) || self.sourceImage == oldSelf.sourceImage)",
+            "sourceImage is immutable",
+            fieldPath=".sourceImage",
+        ),
+    )
+
+    size_gib: int = Field(alias="sizeGiB", ge=1, le=65536)
+    source_image: ObjectName | None = None
+    """An Image in the same namespace to fill the volume from."""
+
+
+class VolumeStatus(KubeModel):
+    phase: VolumePhase | None = None
+    attached_to: str | None = None
+    """The Instance using the volume."""
+    host: str | None = None
+    message: str | None = None
+
+
+class Volume(Resource):
+    crd = CRDInfo(
+        plural="volumes",
+        scope="Namespaced",
+        short_names=("vol",),
+        columns=(
+            PrinterColumn("Status", ".status.phase"),
+            PrinterColumn("Size(GiB)", ".spec.sizeGiB", "integer"),
+            PrinterColumn("Attached-To", ".status.attachedTo"),
+            AGE,
+        ),
+    )
+    spec: VolumeSpec
+    status: VolumeStatus | None = None
