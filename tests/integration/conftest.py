@@ -60,4 +60,5 @@ def kubectl(cluster: DevCluster) -> Kubectl:
             check=False,
         )
 
+    run.binary = binary
     return run

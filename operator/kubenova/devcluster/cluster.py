@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import shutil
 import socket
 import ssl
@@ -22,6 +23,8 @@ from kubenova.tools import find_tool
 
 LOOPBACK = "127.0.0.1"
 ADMIN_USER = "kubenova-admin"
+_TEMP_PREFIX = "kubenova-cluster-"
+_OWNER_FILE = "owner.pid"
 
 
 class DevClusterError(RuntimeError):
@@ -38,6 +41,33 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphaned_state(temp_root: Path | None = None) -> list[Path]:
+    """Remove temp state dirs whose owner died without teardown (SIGKILL, power loss).
+
+    The owner's children died with it (PR_SET_PDEATHSIG); only its files can be left.
+    """
+    removed = []
+    for directory in Path(temp_root or tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*"):
+        try:
+            owner = int((directory / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if not _pid_alive(owner):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
 class DevCluster:
     """A single-member etcd and one kube-apiserver with RBAC, certificates and a kubeconfig.
 
@@ -46,8 +76,9 @@ class DevCluster:
     """
 
     def __init__(self, state_dir: Path | None = None, keep_state: bool = False) -> None:
-        self._owns_dir = state_dir is None
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="kubenova-cluster-"))
+        if state_dir is None:
+            sweep_orphaned_state()
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix=_TEMP_PREFIX))
         self.keep_state = keep_state
         self.ca = CertificateAuthority()
         self.api_port = 0
@@ -77,6 +108,7 @@ class DevCluster:
 
     def start(self, timeout: float = 90.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / _OWNER_FILE).write_text(str(os.getpid()))
         try:
             self._start_etcd(timeout)
             self._start_apiserver(timeout)
