@@ -12,7 +12,7 @@ setup:
 	@bash hack/setup.sh
 
 run: setup
-	$(PY) -m kubenova.cli up $(ARGS)
+	$(PY) -m kubenova.cli run $(ARGS)
 
 # pytest exits 5 when it collected no test: that fails the target like any other failure.
 test: setup lint check-crds

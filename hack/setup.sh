@@ -7,4 +7,5 @@ start=$SECONDS
 "$HACK_DIR/build-etcd.sh"
 "$HACK_DIR/install-go-tools.sh"
 "$HACK_DIR/setup-python.sh"
+"$HACK_DIR/build-guest.sh"
 log "ready in $((SECONDS - start))s: tools in .bin/ (cached in $CACHE_DIR), Python in .venv/"

@@ -56,6 +56,28 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    from kubenova.config import OperatorConfig
+    from kubenova.operator_main import run
+
+    run(
+        OperatorConfig(
+            state_dir=Path(args.state_dir),
+            hosts=args.hosts,
+            metrics_port=args.metrics_port,
+            boot_timeout=args.boot_timeout,
+        ),
+        verbose=args.verbose,
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kubenova.embedded import run
+
+    return run(once=args.once, hosts=args.hosts, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubenova", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run etcd + kube-apiserver locally with the CRDs installed")
     up.add_argument("--state-dir", help="keep the control plane's files here (default: a temp dir)")
     up.set_defaults(func=cmd_up)
+
+    op = sub.add_parser("operator", help="run the operator (uses $KUBECONFIG)")
+    op.add_argument("--state-dir", default=".kubenova/state")
+    op.add_argument("--hosts", type=int, default=1, help="embedded compute hosts to register")
+    op.add_argument("--metrics-port", type=int, default=9464, help="0 disables metrics")
+    op.add_argument("--boot-timeout", type=float, default=300.0)
+    op.add_argument("-v", "--verbose", action="store_true")
+    op.set_defaults(func=cmd_operator)
+
+    run = sub.add_parser("run", help="control plane + operator + local host; boot the example")
+    run.add_argument("--once", action="store_true", help="tear down after the boot")
+    run.add_argument("--hosts", type=int, default=1)
+    run.add_argument("--timeout", type=float, default=300.0)
+    run.set_defaults(func=cmd_run)
     return parser
 
 

@@ -16,7 +16,7 @@ API = "compute.kubenova.io/v1alpha1"
 
 def test_every_crd_is_established(api, crds):
     ext = client.ApiextensionsV1Api(api)
-    assert len(crds) == 9
+    assert len(crds) == 10
     for name in crds:
         conditions = ext.read_custom_resource_definition(name).status.conditions
         assert any(c.type == "Established" and c.status == "True" for c in conditions), name
@@ -36,6 +36,7 @@ def test_discovery_shows_short_names_and_the_nova_category(kubectl, crds):
         "quotas",
         "servergroups",
         "volumes",
+        "resourceproviders",
     }
     assert all("nova" in row for row in rows.values())
     assert "inst,server" in rows["instances"]

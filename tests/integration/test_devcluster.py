@@ -14,7 +14,7 @@ import pytest
 
 from kubenova.devcluster import DevCluster
 from kubenova.devcluster.cluster import sweep_orphaned_state
-from tests.integration.proc import children_of, command_of, running, wait_gone
+from tests.proc import children_of, command_of, running, wait_gone
 
 pytestmark = pytest.mark.integration
 

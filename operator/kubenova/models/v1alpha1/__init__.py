@@ -7,6 +7,7 @@ from kubenova.models.v1alpha1.instance import Instance
 from kubenova.models.v1alpha1.keypair import Keypair
 from kubenova.models.v1alpha1.network import Network, Port
 from kubenova.models.v1alpha1.quota import Quota
+from kubenova.models.v1alpha1.resource_provider import ResourceProvider
 from kubenova.models.v1alpha1.server_group import ServerGroup
 from kubenova.models.v1alpha1.states import PowerState, TaskState, VmState
 from kubenova.models.v1alpha1.volume import Volume
@@ -21,6 +22,7 @@ KINDS: tuple[type[Resource], ...] = (
     ServerGroup,
     Quota,
     Instance,
+    ResourceProvider,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Port",
     "PowerState",
     "Quota",
+    "ResourceProvider",
     "ServerGroup",
     "TaskState",
     "VmState",

@@ -1,4 +1,7 @@
-"""Integration fixtures: one real etcd + kube-apiserver per test session, with the CRDs."""
+"""Shared fixtures: one real etcd + kube-apiserver per test session, with the CRDs.
+
+Started lazily: a run of only the unit tests starts nothing.
+"""
 
 from __future__ import annotations
 

@@ -40,3 +40,16 @@ def command_of(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
     except OSError:
         return ""
+
+
+def processes_with(*needles: str) -> list[int]:
+    """Pids whose command line contains every needle (e.g. qemu-system and an instance uid)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text and all(n in text for n in needles) and running(int(cmdline.parent.name)):
+            found.append(int(cmdline.parent.name))
+    return found

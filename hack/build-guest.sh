@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the test guest: Debian's cloud kernel + a busybox initramfs whose /init reads the NoCloud
+# seed and announces the boot on ttyS0 (hack/guest/init), on a FAT "superfloppy" booted by
+# syslinux. Made from files only (mkfs.vfat, syslinux and mtools work on the image file): no mount,
+# no loop device. Cached per kernel and per content of this script and the init.
+source "$(dirname "$0")/lib.sh"
+PATH="$PATH:/usr/sbin:/sbin"  # mkfs.vfat and modprobe, for non-root users too
+for tool in mkfs.vfat syslinux mcopy cpio gzip qemu-img modprobe /bin/busybox; do
+  command -v "$tool" >/dev/null || { log "$tool is missing: run hack/install-debian.sh"; exit 1; }
+done
+
+# The kernel the cloud-kernel metapackage currently pulls in (newest installed as a fallback).
+kver=$(dpkg-query -W -f='${Depends}' linux-image-cloud-amd64 2>/dev/null |
+  sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+if [[ -z "$kver" ]]; then
+  kver=$(find /boot -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+fi
+if [[ ! -r "/boot/vmlinuz-$kver" ]]; then
+  log "no readable /boot/vmlinuz-$kver: run hack/install-debian.sh"
+  exit 1
+fi
+
+# The guest's modules in load order: virtio disks and NIC, the seed's iso9660, and the ACPI power
+# button (button + evdev feed busybox acpid, so QMP system_powerdown powers the guest off).
+modules=(virtio_pci virtio_blk isofs virtio_net button evdev)
+package_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static syslinux \
+  "linux-image-$kver" dosfstools mtools cpio)
+hash=$({ cat "$HACK_DIR/build-guest.sh" "$HACK_DIR/guest/init"; echo "$package_versions"; } |
+  sha256sum | cut -c1-12)
+out="$CACHE_DIR/guest-$kver-$hash"
+
+if [[ ! -f "$out/busybox.qcow2" ]]; then
+  log "building the busybox guest (kernel $kver)"
+  export SOURCE_DATE_EPOCH=0 TZ=UTC LC_ALL=C
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/initramfs" "$out.tmp/boot"
+  work="$out.tmp"
+  root="$work/initramfs"
+
+  # --- initramfs: busybox, /init, the modules, acpid's power-button handler.
+  mkdir -p "$root"/{bin,dev,etc/acpi/PWRF,lib/modules,proc,seed,sys,tmp}
+  cp /bin/busybox "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
+  install -m 0755 "$HACK_DIR/guest/init" "$root/init"
+  printf '#!/bin/sh\necho "kubenova-guest powering off" >/dev/console\nsync\npoweroff -f\n' \
+    >"$root/etc/acpi/PWRF/00000080"
+  chmod 0755 "$root/etc/acpi/PWRF/00000080"
+  : >"$root/etc/modules"
+  for m in "${modules[@]}"; do
+    modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+  done | awk '!seen[$0]++' | while read -r ko; do
+    name=$(basename "$ko"); name=${name%%.ko*}
+    case "$ko" in
+      *.ko.xz) xz -dc "$ko" >"$root/lib/modules/$name.ko" ;;
+      *.ko.zst) zstd -qdc "$ko" >"$root/lib/modules/$name.ko" ;;
+      *.ko.gz) gzip -dc "$ko" >"$root/lib/modules/$name.ko" ;;
+      *) cp "$ko" "$root/lib/modules/$name.ko" ;;
+    esac
+    echo "$name" >>"$root/etc/modules"
+  done
+  find "$root" -exec touch -h -d @0 {} +
+  (cd "$root" && find . -mindepth 1 | sort |
+    cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$work/boot/initrd.gz"
+
+  # --- boot files: kernel, initramfs, syslinux.cfg (no prompt, serial console, quiet).
+  cp "/boot/vmlinuz-$kver" "$work/boot/vmlinuz"
+  cat >"$work/boot/syslinux.cfg" <<'CFG'
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND quiet loglevel=3 console=ttyS0 panic=-1
+CFG
+  touch -d @0 "$work/boot"/*
+
+  # --- the disk: a FAT superfloppy (SeaBIOS boots it without a partition table), sized to the
+  # files plus 4-5 MiB for FAT and syslinux; syslinux installs itself, mtools copies the files.
+  files_kib=$(du -k --apparent-size -c "$work/boot"/* | tail -n 1 | cut -f1)
+  size_kib=$(( (files_kib / 1024 + 5) * 1024 ))
+  mkfs.vfat -C --invariant -i 4b4e4f56 -n KUBENOVA "$work/disk.raw" "$size_kib" >/dev/null
+  syslinux --install "$work/disk.raw"
+  MTOOLS_SKIP_CHECK=1 mcopy -m -i "$work/disk.raw" "$work/boot/vmlinuz" "$work/boot/initrd.gz" \
+    "$work/boot/syslinux.cfg" ::
+  qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/busybox.qcow2"
+  sha256sum "$work/busybox.qcow2" | cut -d' ' -f1 >"$work/busybox.qcow2.sha256"
+  rm -rf "$work/initramfs" "$work/boot" "$work/disk.raw"
+  rm -rf "$out" && mv "$work" "$out"
+fi
+mkdir -p "$BIN_DIR/guest"
+ln -sfn "$out/busybox.qcow2" "$BIN_DIR/guest/busybox.qcow2"
+ln -sfn "$out/busybox.qcow2.sha256" "$BIN_DIR/guest/busybox.qcow2.sha256"

@@ -1,0 +1,1 @@
+"""nova-compute's role: the hosts of this process and their registration as Node objects."""

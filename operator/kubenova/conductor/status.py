@@ -1,0 +1,163 @@
+"""The only way Instance status is written: one compare-and-swap write per transition.
+
+The object is re-read, its state compared with what the caller expected, the transition checked
+against the state machine, and the patch sent with the resourceVersion it was computed from, so
+a concurrent writer makes it fail (409) instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubenova import metrics
+from kubenova.conductor import states
+from kubenova.conductor.states import State, UnexpectedState
+from kubenova.kube.client import ApiException, Objects
+
+PLURAL = "instances"
+
+#: the condition a state's success sets True (Ready follows ACTIVE)
+_DONE_CONDITION = {
+    states.SCHEDULING: "Scheduled",
+    states.NETWORKING: "NetworkReady",
+    states.BLOCK_DEVICE_MAPPING: "BlockDevicesReady",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 with microseconds: phase timings are sub-second."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _set_condition(
+    conditions: list[dict[str, Any]],
+    ctype: str,
+    status: str,
+    reason: str,
+    message: str,
+    at: str,
+    generation: int | None,
+) -> None:
+    for cond in conditions:
+        if cond["type"] == ctype:
+            if cond["status"] != status:
+                cond["lastTransitionTime"] = at
+            cond.update(status=status, reason=reason, message=message)
+            if generation is not None:
+                cond["observedGeneration"] = generation
+            return
+    entry = {
+        "type": ctype,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": at,
+    }
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    conditions.append(entry)
+
+
+def conditions_for(
+    current: list[dict[str, Any]],
+    source: State,
+    target: State,
+    message: str,
+    at: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    conditions = [dict(c) for c in current]
+    if target == states.SCHEDULING and source != states.NEW:
+        for ctype in _DONE_CONDITION.values():  # a reschedule starts the build over
+            _set_condition(conditions, ctype, "False", "Rescheduling", message, at, generation)
+    if source in _DONE_CONDITION and target in (*states.BUILD_STEPS[1:], states.ACTIVE):
+        _set_condition(conditions, _DONE_CONDITION[source], "True", "Done", message, at, generation)
+    ready = target == states.ACTIVE
+    reason = "Active" if ready else str(target).replace("/", "_").replace("_none", "")
+    _set_condition(
+        conditions, "Ready", "True" if ready else "False", reason, message, at, generation
+    )
+    return conditions
+
+
+class StatusWriter:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+
+    async def transition(
+        self,
+        namespace: str,
+        name: str,
+        expected: State,
+        target: State,
+        message: str,
+        fields: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        retries: int = 8,
+    ) -> dict[str, Any]:
+        """Move the instance from `expected` to `target`, setting `fields` in the same write.
+
+        Raises UnexpectedState if the instance is elsewhere (someone else moved it), and
+        InvalidTransition if the state machine forbids the step.
+        """
+        states.check(expected, target)
+        for _ in range(retries):
+            obj = await self.objects.get(PLURAL, name, namespace)
+            status = obj.get("status") or {}
+            current = states.of_status(status)
+            if current != expected:
+                raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
+            moment = at or now()
+            stamp = iso(moment)
+            transitions = list(status.get("phaseTransitionTimestamps") or [])
+            entry: dict[str, Any] = {"vmState": target.vm.value, "time": stamp}
+            if target.task:
+                entry["taskState"] = target.task.value
+            transitions.append(entry)
+            generation = obj["metadata"].get("generation")
+            patch_status: dict[str, Any] = {
+                "vmState": target.vm.value,
+                "taskState": target.task.value if target.task else None,
+                "phaseTransitionTimestamps": transitions[-64:],
+                "conditions": conditions_for(
+                    status.get("conditions") or [], expected, target, message, stamp, generation
+                ),
+                "observedGeneration": generation,
+                **(fields or {}),
+            }
+            patch = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": patch_status,
+            }
+            try:
+                updated = await self.objects.patch_status(PLURAL, name, namespace, patch)
+            except ApiException as err:
+                if err.status == 409:
+                    continue
+                raise
+            _observe(obj, status, expected, target, moment)
+            return updated
+        raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
+
+
+def _observe(obj: dict, status: dict, source: State, target: State, moment: datetime) -> None:
+    created = parse_time(obj["metadata"]["creationTimestamp"])
+    metrics.PHASE_TRANSITION_FROM_CREATION.labels(str(target)).observe(
+        metrics.seconds_between(created, moment)
+    )
+    history = status.get("phaseTransitionTimestamps") or []
+    if source.task and history:
+        metrics.TASK_STATE_DURATION.labels(source.task.value).observe(
+            metrics.seconds_between(parse_time(history[-1]["time"]), moment)
+        )
+    if target == states.ACTIVE:
+        metrics.CREATE_TO_ACTIVE.observe(metrics.seconds_between(created, moment))

@@ -1,0 +1,163 @@
+"""`make run`: the embedded default end to end: control plane, operator with a local QEMU
+host, the example instance booted, its progress and phase timings printed."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+
+from kubenova import GROUP, VERSION
+from kubenova.devcluster import DevCluster
+from kubenova.devcluster.cluster import free_port
+from kubenova.devcluster.operator_process import OperatorProcess
+from kubenova.kube.crds import install_crds
+from kubenova.models.v1alpha1 import KINDS
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+GUEST = REPO / ".bin" / "guest" / "busybox.qcow2"
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def example_objects(guest: Path) -> list[dict[str, Any]]:
+    """Flavor, Image and Instance from examples/, the Image pointed at the guest built here."""
+    docs = []
+    for name in ("flavor.yaml", "image.yaml", "instance.yaml"):
+        docs.extend(yaml.safe_load_all((EXAMPLES / name).read_text()))
+    for doc in docs:
+        if doc["kind"] == "Image":
+            doc["spec"]["source"] = str(guest)
+            doc["spec"]["checksum"] = Path(f"{guest}.sha256").read_text().split()[0]
+    return docs
+
+
+def apply(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
+    custom = client.CustomObjectsApi(api)
+    plural = f"{doc['kind'].lower()}s"
+    if doc["kind"] == "Flavor":
+        custom.create_cluster_custom_object(GROUP, VERSION, plural, doc)
+    else:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, doc)
+
+
+def parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> dict[str, Any]:
+    """Print each state as the instance reaches it; return the object once ACTIVE or ERROR."""
+    custom = client.CustomObjectsApi(api)
+    seen: tuple[str, str] | None = None
+    start = time.monotonic()
+    stream = watch.Watch()
+    for event in stream.stream(
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        "instances",
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=int(timeout),
+    ):
+        obj = event["object"]
+        status = obj.get("status") or {}
+        state = (status.get("vmState") or "-", status.get("taskState") or "-")
+        if state != seen:
+            seen = state
+            say(f"  {time.monotonic() - start:7.2f}s  {state[0]:<9} {state[1]}")
+        if state[0] in ("ACTIVE", "ERROR"):
+            stream.stop()
+            return obj
+    raise TimeoutError(f"instance {name} did not become ACTIVE in {timeout:.0f}s")
+
+
+def report(obj: dict[str, Any]) -> float:
+    status = obj["status"]
+    created = parse(obj["metadata"]["creationTimestamp"])
+    history = status.get("phaseTransitionTimestamps") or []
+    say("time in each state:")
+    for before, after in itertools.pairwise(history):
+        label = f"{before['vmState']}/{before.get('taskState', 'none')}"
+        took = (parse(after["time"]) - parse(before["time"])).total_seconds()
+        say(f"  {label:<32} {took:7.2f}s")
+    if status.get("vmState") != "ACTIVE":
+        fault = status.get("fault") or {}
+        say(f"instance ended {status.get('vmState')}: {fault.get('message')}")
+        return -1.0
+    first = parse(history[0]["time"]) if history else created
+    latency = (parse(history[-1]["time"]) - first).total_seconds()
+    say(f"boot latency (accepted -> ACTIVE, guest booted): {latency:.2f}s on {status['host']}")
+    return latency
+
+
+def run(once: bool, hosts: int, timeout: float) -> int:
+    if not GUEST.exists():
+        say(f"{GUEST} is missing: run `make setup` first")
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    state = REPO / ".kubenova" / "run"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    with DevCluster() as cluster:
+        api = config.new_client_from_config(str(cluster.kubeconfig))
+        install_crds(api, KINDS)
+        say(f"control plane up at {cluster.server}")
+        metrics_port = free_port()
+        operator = OperatorProcess(
+            cluster.kubeconfig,
+            state / "operator",
+            state / "operator.log",
+            hosts=hosts,
+            metrics_port=metrics_port,
+        )
+        operator.start()
+        say(
+            f"operator started (log {state / 'operator.log'}, metrics "
+            f"http://127.0.0.1:{metrics_port}/metrics)"
+        )
+        code = 1
+        try:
+            for doc in example_objects(GUEST):
+                apply(api, "default", doc)
+            say("applied examples/flavor.yaml, image.yaml, instance.yaml; booting 'demo':")
+            obj = follow(api, "default", "demo", timeout)
+            code = 0 if report(obj) >= 0 else 1
+            if not once:
+                say(f"export KUBECONFIG={cluster.kubeconfig}")
+                say("kubectl get instances; Ctrl-C deletes the instance and stops everything")
+                stop.wait()
+        finally:
+            cleanup(api, operator)
+            api.close()
+    return code
+
+
+def cleanup(api: client.ApiClient, operator: OperatorProcess) -> None:
+    """Delete the instance through the operator (the VM goes with it), then stop it."""
+    custom = client.CustomObjectsApi(api)
+    try:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "instances", "demo")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            custom.get_namespaced_custom_object(GROUP, VERSION, "default", "instances", "demo")
+            time.sleep(0.5)
+    except client.ApiException as err:
+        if err.status != 404:
+            print(f"cleanup: {err.reason}", file=sys.stderr)
+    operator.stop()
+    say("deleted the instance, stopped the operator and the control plane")

@@ -1,0 +1,6 @@
+"""Thin kopf handlers: they unpack events and call the conductor; no logic of their own.
+
+Importing this package registers every handler with kopf's default registry.
+"""
+
+from kubenova.handlers import image, indexes, instance, lifecycle  # noqa: F401

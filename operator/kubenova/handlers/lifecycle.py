@@ -1,0 +1,92 @@
+"""Operator start-up and shutdown: settings, the conductor, the embedded compute hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import REGISTRY
+
+from kubenova import GROUP, metrics
+from kubenova.compute.registration import HostCapacity, HostRegistration
+from kubenova.conductor.context import ComputeHost, Conductor
+from kubenova.conductor.status import StatusWriter
+from kubenova.config import OperatorConfig
+from kubenova.handlers.instance import VM_STATES
+from kubenova.image.cache import ImageCache
+from kubenova.kube.client import Objects, new_api_client
+from kubenova.scheduler.placement import Placement
+from kubenova.scheduler.simple import SimpleScheduler
+from kubenova.virt.qemu.driver import QemuProcessDriver
+
+log = logging.getLogger("kubenova.operator")
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+    config: OperatorConfig = memo.config
+    # Progress and diff-base in our own annotations; status belongs to the conductor alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING  # our own events are posted explicitly
+    settings.watching.server_timeout = 300
+    # A cancelled build (the instance was deleted) cleans up its VM before it exits: give it
+    # that time instead of kopf's default of a few zero-time loop cycles, after which kopf would
+    # only look again when the daemon's whole cancellation_timeout has passed.
+    settings.background.instant_exit_timeout = 30
+    settings.networking.connect_timeout = 10
+
+    api = await new_api_client()
+    objects = Objects(api)
+    placement = Placement(objects)
+    state_dir = config.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conductor = Conductor(
+        objects=objects,
+        writer=StatusWriter(objects),
+        scheduler=SimpleScheduler(placement, max_attempts=config.max_attempts),
+        placement=placement,
+        image_cache=ImageCache(state_dir / "_base"),
+        max_attempts=config.max_attempts,
+        boot_timeout=config.boot_timeout,
+    )
+    capacity = HostCapacity.of_machine(state_dir, share=max(1, config.hosts))
+    tasks = []
+    for name in config.host_names():
+        registration = HostRegistration(api, name, capacity, zone=config.zone)
+        await registration.register()
+        tasks.append(asyncio.create_task(registration.heartbeat_forever(), name=f"hb-{name}"))
+        driver = QemuProcessDriver(state_dir / name)
+        conductor.hosts[name] = ComputeHost(name, driver, registration)
+    memo.api, memo.conductor, memo.tasks = api, conductor, tasks
+    if config.metrics_port:
+        REGISTRY.register(metrics.VmStateCollector(lambda: list(VM_STATES.values())))
+        metrics.serve(config.metrics_port, config.metrics_host)
+    log.info(
+        "kubenova operator up: hosts %s, state in %s, metrics on %s:%s",
+        list(conductor.hosts),
+        state_dir,
+        config.metrics_host,
+        config.metrics_port,
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_):
+    for task in getattr(memo, "tasks", []):
+        task.cancel()
+    conductor: Conductor | None = getattr(memo, "conductor", None)
+    if conductor is not None:
+        for host in conductor.hosts.values():
+            if host.registration is not None:
+                try:
+                    await host.registration.mark_stopped()
+                except Exception as err:  # the apiserver may already be gone
+                    log.warning("could not mark %s stopped: %s", host.name, err)
+    api = getattr(memo, "api", None)
+    if api is not None:
+        await api.close()

@@ -1,0 +1,81 @@
+"""The asyncio Kubernetes client the operator uses (never the blocking one on the event loop)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from kubenova import GROUP, VERSION
+
+MERGE_PATCH = "application/merge-patch+json"
+
+__all__ = ["ApiException", "Objects", "new_api_client"]
+
+
+async def new_api_client() -> client.ApiClient:
+    """From $KUBECONFIG (or ~/.kube/config), else the in-cluster service account."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config()
+        return client.ApiClient()
+    return await config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+
+
+class Objects:
+    """compute.kubenova.io objects by plural; namespace None for cluster-scoped kinds."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self._custom = client.CustomObjectsApi(api)
+
+    async def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        if namespace is None:
+            return await self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        return await self._custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name
+        )
+
+    async def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        namespace = body["metadata"].get("namespace")
+        if namespace is None:
+            return await self._custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        return await self._custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, body
+        )
+
+    async def replace(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Whole-object update; fails with 409 if metadata.resourceVersion is stale."""
+        meta = body["metadata"]
+        if meta.get("namespace") is None:
+            return await self._custom.replace_cluster_custom_object(
+                GROUP, VERSION, plural, meta["name"], body
+            )
+        return await self._custom.replace_namespaced_custom_object(
+            GROUP, VERSION, meta["namespace"], plural, meta["name"], body
+        )
+
+    async def patch_status(
+        self, plural: str, name: str, namespace: str | None, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """JSON merge patch of the status subresource (a resourceVersion in it makes it a CAS)."""
+        if namespace is None:
+            return await self._custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH
+            )
+        return await self._custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH
+        )
+
+    async def delete(self, plural: str, name: str, namespace: str | None = None) -> None:
+        try:
+            if namespace is None:
+                await self._custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+            else:
+                await self._custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name
+                )
+        except ApiException as err:
+            if err.status != 404:
+                raise

@@ -1,0 +1,90 @@
+"""Claims on ResourceProvider objects, race-free through resourceVersion preconditions.
+
+A claim re-reads the provider, checks that the request still fits under the host's capacity
+with everything already allocated, and writes the new allocation with the resourceVersion it
+read. If another decision wrote in between, the apiserver answers 409 and the claim is
+re-evaluated on fresh data, exactly as placement retries on a generation conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kubenova.kube.client import ApiException, Objects
+from kubenova.scheduler.resources import Resources
+
+PLURAL = "resourceproviders"
+log = logging.getLogger("kubenova.scheduler.placement")
+
+
+class ClaimConflict(Exception):
+    """Too many concurrent writers kept changing the provider; the caller may retry."""
+
+
+class Placement:
+    def __init__(self, objects: Objects, retries: int = 20) -> None:
+        self.objects = objects
+        self.retries = retries
+
+    async def _get(self, node: str) -> dict | None:
+        try:
+            return await self.objects.get(PLURAL, node)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def claim(
+        self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources
+    ) -> bool:
+        """Allocate `request` on `node` for the consumer; False if it no longer fits.
+
+        Idempotent: a consumer that already holds an allocation there keeps it.
+        """
+        for _ in range(self.retries):
+            provider = await self._get(node)
+            allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
+            if consumer_uid in allocations:
+                return True
+            used = Resources()
+            for alloc in allocations.values():
+                used = used + Resources.of_allocation(alloc)
+            if not request.fits_in(capacity - used):
+                return False
+            allocations[consumer_uid] = request.as_allocation(consumer)
+            try:
+                if provider is None:
+                    await self.objects.create(
+                        PLURAL,
+                        {
+                            "apiVersion": "compute.kubenova.io/v1alpha1",
+                            "kind": "ResourceProvider",
+                            "metadata": {"name": node},
+                            "spec": {"node": node, "allocations": allocations},
+                        },
+                    )
+                else:
+                    provider["spec"]["allocations"] = allocations
+                    await self.objects.replace(PLURAL, provider)
+                return True
+            except ApiException as err:
+                if err.status != 409:  # 409: created or updated by someone else meanwhile
+                    raise
+                log.debug("claim on %s for %s conflicted; retrying", node, consumer)
+        raise ClaimConflict(f"could not claim on {node}: too many concurrent updates")
+
+    async def release(self, node: str, consumer_uid: str) -> bool:
+        """Drop the consumer's allocation on `node`; True if there was one."""
+        for _ in range(self.retries):
+            provider = await self._get(node)
+            allocations = ((provider or {}).get("spec") or {}).get("allocations") or {}
+            if consumer_uid not in allocations:
+                return False
+            del allocations[consumer_uid]
+            try:
+                await self.objects.replace(PLURAL, provider)
+                return True
+            except ApiException as err:
+                if err.status not in (404, 409):
+                    raise
+        raise ClaimConflict(f"could not release on {node}: too many concurrent updates")

@@ -1,0 +1,1 @@
+"""The embedded driver: one QEMU process per instance on this machine."""

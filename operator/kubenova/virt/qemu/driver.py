@@ -1,0 +1,324 @@
+"""QemuProcessDriver: each instance is one daemonized qemu on this machine (DESIGN §5).
+
+Everything of an instance lives in `state_dir/instances/<instance id>/` (see paths.py). The qemu
+outlives the operator; a restarted operator finds it again by its pidfile, checked against the
+`-uuid` on its command line. "Booted" means the guest printed BOOT_ANNOUNCEMENT on its serial
+console after reading its NoCloud seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+import shutil
+import weakref
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from kubenova.metadata.nocloud import SeedError, build_seed
+from kubenova.models.v1alpha1.states import PowerState
+from kubenova.tools import ToolNotFound, find_tool
+from kubenova.virt.driver import (
+    ComputeDriver,
+    DriverError,
+    InstanceInfo,
+    InstanceNotFound,
+    SpawnFailed,
+    SpawnRequest,
+)
+from kubenova.virt.qemu import process, qmp
+from kubenova.virt.qemu.accel import probe_accelerator
+from kubenova.virt.qemu.command import QMP_SOCKET, build_argv
+from kubenova.virt.qemu.console import (
+    BOOT_ANNOUNCEMENT,
+    BOOT_MARKER,
+    log_size,
+    parse_boot_line,
+    read_log,
+    tail,
+)
+from kubenova.virt.qemu.overlay import create_overlay
+from kubenova.virt.qemu.paths import InstancePaths
+from kubenova.virt.qemu.tool import run_tool
+
+__all__ = ["BOOT_ANNOUNCEMENT", "BOOT_MARKER", "QemuProcessDriver", "parse_boot_line"]
+
+log = logging.getLogger("kubenova.virt.qemu")
+T = TypeVar("T")
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: How long the daemonizing qemu may take to set the VM up (its parent exits once it has).
+START_TIMEOUT = 60.0
+POLL_INTERVAL = 0.1
+
+
+class QemuProcessDriver(ComputeDriver):
+    """Runs instances as local qemu processes; safe to restart the operator at any moment.
+
+    Operations on one instance are serialised by a per-instance lock, except destroy(): it must
+    be able to stop a spawn that hangs (the spawn then fails and cleans up).
+    """
+
+    name = "qemu"
+    #: Seconds a soft reboot gives the guest to power off through ACPI before forcing it.
+    soft_reboot_timeout = 60.0
+
+    def __init__(
+        self, state_dir: Path, qemu_binary: str = "qemu-system-x86_64", qemu_img: str = "qemu-img"
+    ) -> None:
+        # Absolute: qemu runs in the instance directory and gets these paths on its command line.
+        self.state_dir = Path(state_dir).absolute()
+        self.instances_dir = self.state_dir / "instances"
+        self._qemu_binary = qemu_binary
+        self._qemu_img = qemu_img
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- the ComputeDriver interface ---------------------------------------------------------
+    async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
+        """Build and boot the VM, or adopt the running one; on failure or cancellation the
+        instance's process and files are removed.
+
+        A directory without a running qemu is the leftover of a spawn that never finished (the
+        operator died): it is wiped and the VM built afresh.
+        """
+        deadline = asyncio.get_running_loop().time() + boot_timeout
+        instance_id = request.instance_id
+        try:
+            paths = self._paths(instance_id)
+        except InstanceNotFound as err:
+            raise SpawnFailed(str(err)) from None
+        async with self._lock(instance_id):
+            try:
+                pid = process.pid_from_file(paths.pidfile, instance_id)
+                if pid is None:
+                    await self._remove(instance_id, paths)
+                    pid = await self._create(request, paths)
+                else:
+                    log.info("adopting the running qemu %d of %s", pid, request.name)
+                return await self._wait_for_boot(paths, instance_id, pid, 0, deadline)
+            except BaseException as err:
+                what = "cancelled" if isinstance(err, asyncio.CancelledError) else f"failed: {err}"
+                log.warning("spawn of %s %s; removing it", request.name, what)
+                await _finish(self._remove(instance_id, paths))
+                if isinstance(err, SpawnFailed):
+                    raise
+                if isinstance(err, DriverError | OSError | ValueError | ToolNotFound | SeedError):
+                    raise SpawnFailed(f"spawn of {request.name} failed: {err}") from err
+                raise
+
+    async def destroy(self, instance_id: str) -> None:
+        try:
+            paths = self._paths(instance_id)
+        except InstanceNotFound:
+            return
+        await self._remove(instance_id, paths)
+
+    async def power_off(self, instance_id: str, timeout: float = 0) -> None:  # noqa: ASYNC109
+        paths = self._existing(instance_id)
+        async with self._lock(instance_id):
+            await self._power_off(instance_id, paths, timeout)
+
+    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
+        paths = self._existing(instance_id)
+        async with self._lock(instance_id):
+            return await self._power_on(instance_id, paths, boot_timeout)
+
+    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
+        """Hard: reset the running VM (a QMP system_reset; a new qemu if the monitor does not
+        answer). Soft, as Nova's libvirt driver does it: ACPI power-off, then start again.
+        A stopped VM is simply started."""
+        paths = self._existing(instance_id)
+        async with self._lock(instance_id):
+            pid = process.pid_from_file(paths.pidfile, instance_id)
+            if pid is not None and hard:
+                offset = log_size(paths.console)
+                try:
+                    await qmp.execute(paths.root / QMP_SOCKET, "system_reset")
+                except qmp.QmpError as err:
+                    log.warning("hard reboot of %s: %s; restarting qemu", instance_id, err)
+                else:
+                    deadline = asyncio.get_running_loop().time() + boot_timeout
+                    return await self._wait_for_boot(
+                        paths, instance_id, pid, offset, deadline, DriverError
+                    )
+            await self._power_off(instance_id, paths, 0 if hard else self.soft_reboot_timeout)
+            return await self._power_on(instance_id, paths, boot_timeout)
+
+    async def get_info(self, instance_id: str) -> InstanceInfo:
+        """RUNNING while the qemu lives (booted: the console holds an announcement, possibly of
+        an earlier boot), SHUTDOWN when only the files are left."""
+        paths = self._existing(instance_id)
+        pid = process.pid_from_file(paths.pidfile, instance_id)
+        if pid is None:
+            return InstanceInfo(instance_id, PowerState.SHUTDOWN)
+        boot = parse_boot_line(await asyncio.to_thread(read_log, paths.console))
+        return self._info(instance_id, paths, pid, boot)
+
+    async def console_output(self, instance_id: str) -> str:
+        paths = self._existing(instance_id)
+        return await asyncio.to_thread(read_log, paths.console)
+
+    async def list_instances(self) -> list[str]:
+        def scan() -> list[str]:
+            if not self.instances_dir.is_dir():
+                return []
+            return sorted(p.name for p in self.instances_dir.iterdir() if _UUID.fullmatch(p.name))
+
+        return await asyncio.to_thread(scan)
+
+    # -- building blocks ---------------------------------------------------------------------
+    @functools.cached_property
+    def qemu_binary(self) -> str:
+        return find_tool(self._qemu_binary)
+
+    @functools.cached_property
+    def qemu_img(self) -> str:
+        return find_tool(self._qemu_img)
+
+    def _paths(self, instance_id: str) -> InstancePaths:
+        # The id names a directory and a qemu -uuid: a UUID (a Kubernetes uid) and nothing else.
+        if not _UUID.fullmatch(instance_id):
+            raise InstanceNotFound(f"{instance_id!r} is not an instance id (a lowercase UUID)")
+        return InstancePaths(self.instances_dir / instance_id)
+
+    def _existing(self, instance_id: str) -> InstancePaths:
+        paths = self._paths(instance_id)
+        if not paths.root.is_dir():
+            raise InstanceNotFound(f"no instance {instance_id} on this host")
+        return paths
+
+    def _lock(self, instance_id: str) -> asyncio.Lock:
+        lock = self._locks.get(instance_id)
+        if lock is None:
+            lock = self._locks[instance_id] = asyncio.Lock()
+        return lock
+
+    async def _create(self, request: SpawnRequest, paths: InstancePaths) -> int:
+        paths.root.mkdir(parents=True)
+        accel = await asyncio.to_thread(probe_accelerator, self.qemu_binary)
+        await create_overlay(
+            self.qemu_img, request.image_path, request.image_format, paths.disk, request.disk_gib
+        )
+        await _in_thread(build_seed, request.metadata, paths.seed)
+        argv = build_argv(request, paths, accel, self.qemu_binary)
+        paths.launch.write_text(json.dumps(argv))
+        log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)
+        return await self._start(request.instance_id, paths, argv)
+
+    async def _start(self, instance_id: str, paths: InstancePaths, argv: list[str]) -> int:
+        """Start qemu; it daemonizes once the VM is set up, so startup errors surface here."""
+        paths.pidfile.unlink(missing_ok=True)
+        await run_tool(argv, START_TIMEOUT, cwd=paths.root)
+        pid = process.pid_from_file(paths.pidfile, instance_id)
+        if pid is None:
+            text = await asyncio.to_thread(read_log, paths.console)
+            raise DriverError(f"qemu exited right after starting; {_console_note(text)}")
+        return pid
+
+    async def _wait_for_boot(
+        self,
+        paths: InstancePaths,
+        instance_id: str,
+        pid: int,
+        offset: int,
+        deadline: float,
+        error: type[DriverError] = SpawnFailed,
+    ) -> InstanceInfo:
+        """Poll the console from `offset` for the boot announcement while qemu lives."""
+        loop = asyncio.get_running_loop()
+        while True:
+            alive = process.is_instance_process(pid, instance_id)
+            text = await asyncio.to_thread(read_log, paths.console, offset)
+            boot = parse_boot_line(text)
+            if boot is not None:
+                if boot["instance-id"] != instance_id:
+                    log.warning("%s booted without its metadata: %s", instance_id, boot)
+                return self._info(instance_id, paths, pid, boot)
+            if not alive:
+                raise error(f"qemu exited before the guest booted; {_console_note(text)}")
+            if loop.time() >= deadline:
+                raise error(f"the guest did not announce its boot in time; {_console_note(text)}")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def _info(
+        self, instance_id: str, paths: InstancePaths, pid: int, boot: dict[str, str] | None
+    ) -> InstanceInfo:
+        details = {"console": str(paths.console)}
+        accel = process.argument_after(process.cmdline(pid), "-accel")
+        if accel:
+            details["accelerator"] = accel
+        if boot:
+            details.update(hostname=boot["hostname"], guest_instance_id=boot["instance-id"])
+        return InstanceInfo(instance_id, PowerState.RUNNING, pid, boot is not None, details)
+
+    async def _power_off(self, instance_id: str, paths: InstancePaths, acpi_wait: float) -> None:
+        pid = process.pid_from_file(paths.pidfile, instance_id)
+        if pid is None:
+            return
+        if acpi_wait > 0:
+            try:
+                await qmp.execute(paths.root / QMP_SOCKET, "system_powerdown")
+            except qmp.QmpError as err:
+                log.warning("ACPI power-off of %s: %s; stopping qemu", instance_id, err)
+            else:
+                if await process.wait_gone(pid, instance_id, acpi_wait):
+                    return
+                log.warning(
+                    "%s ignored ACPI power-off for %gs: stopping qemu", instance_id, acpi_wait
+                )
+        await process.terminate(pid, instance_id)
+
+    async def _power_on(
+        self, instance_id: str, paths: InstancePaths, boot_timeout: float
+    ) -> InstanceInfo:
+        deadline = asyncio.get_running_loop().time() + boot_timeout
+        pid = process.pid_from_file(paths.pidfile, instance_id)
+        if pid is not None:
+            return await self._wait_for_boot(paths, instance_id, pid, 0, deadline, DriverError)
+        try:
+            argv = json.loads(paths.launch.read_text())
+        except (OSError, ValueError) as err:
+            raise DriverError(f"{instance_id} cannot be started: {err}") from err
+        offset = log_size(paths.console)
+        try:
+            pid = await self._start(instance_id, paths, argv)
+            return await self._wait_for_boot(paths, instance_id, pid, offset, deadline, DriverError)
+        except BaseException:
+            await _finish(self._stop_all(instance_id, paths))  # stays stopped, files stay
+            raise
+
+    async def _stop_all(self, instance_id: str, paths: InstancePaths) -> None:
+        """Stop every qemu of the instance, including one that has not written its pidfile."""
+        pids = await asyncio.to_thread(process.instance_pids, instance_id, paths.pidfile)
+        for pid in pids:
+            await process.terminate(pid, instance_id)
+
+    async def _remove(self, instance_id: str, paths: InstancePaths) -> None:
+        await self._stop_all(instance_id, paths)
+        await asyncio.to_thread(shutil.rmtree, paths.root, ignore_errors=True)
+
+
+def _console_note(text: str) -> str:
+    return f"console:\n{tail(text)}" if text.strip() else "the console is empty"
+
+
+async def _in_thread(func: Callable[..., T], *args: object) -> T:
+    """asyncio.to_thread, but a cancelled caller waits for the thread to finish: the cleanup
+    that follows must not race a thread still writing into the instance directory."""
+    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # mark it retrieved: the cancellation is what propagates
+        raise
+
+
+async def _finish(cleanup: Awaitable[None]) -> None:
+    """Run cleanup to the end even if the caller is being cancelled meanwhile."""
+    await asyncio.shield(asyncio.ensure_future(cleanup))

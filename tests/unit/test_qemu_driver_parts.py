@@ -1,0 +1,119 @@
+"""The qemu driver's pieces that need no VM: boot line, seed, disk sizes, probe override, state."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubenova.metadata.nocloud import build_seed, seed_files
+from kubenova.models.v1alpha1.states import PowerState
+from kubenova.virt.driver import GuestMetadata, InstanceNotFound
+from kubenova.virt.qemu import accel
+from kubenova.virt.qemu.driver import BOOT_ANNOUNCEMENT, QemuProcessDriver, parse_boot_line
+from kubenova.virt.qemu.overlay import overlay_argv, virtual_size
+
+UID = "0b6f3c52-6c1e-4a8e-9d4c-3f1f7f0d2a11"
+
+
+def announcement(hostname: str, instance_id: str) -> str:
+    return BOOT_ANNOUNCEMENT.format(hostname=hostname, instance_id=instance_id)
+
+
+def test_boot_line_round_trips_and_the_last_one_wins():
+    log = f"[    1.2] noise\r\n{announcement('a', 'one')}\r\nx\n{announcement('b', 'two')}\r\n"
+    assert parse_boot_line(log) == {"hostname": "b", "instance-id": "two"}
+
+
+def test_boot_line_needs_a_complete_line():
+    assert parse_boot_line("kernel noise\n") is None
+    assert parse_boot_line(announcement("a", "one")) is None  # still being written
+    assert parse_boot_line(announcement("a", "one") + "\n") is not None
+
+
+def test_meta_data_and_default_user_data():
+    files = seed_files(
+        GuestMetadata(instance_id=UID, hostname="web-1", public_keys=("ssh-ed25519 K",))
+    )
+    assert yaml.safe_load(files["meta-data"]) == {
+        "instance-id": UID,
+        "local-hostname": "web-1",
+        "public-keys": ["ssh-ed25519 K"],
+    }
+    assert files["user-data"] == "#cloud-config\n{}\n"
+    assert "network-config" not in files
+
+
+def test_user_data_and_network_config_are_passed_verbatim():
+    meta = GuestMetadata(UID, "h", user_data="#!/bin/sh\necho hi\n", network_config="version: 2\n")
+    files = seed_files(meta)
+    assert files["user-data"] == "#!/bin/sh\necho hi\n"
+    assert files["network-config"] == "version: 2\n"
+
+
+def test_seed_iso_is_labelled_cidata(tmp_path):
+    seed = build_seed(GuestMetadata(UID, "web-1"), tmp_path / "seed.iso")
+    data = seed.read_bytes()
+    # The primary volume descriptor sits in sector 16; its volume id at byte 40, 32 bytes long.
+    assert data[0x8001:0x8006] == b"CD001"
+    assert data[0x8028:0x8048].rstrip() == b"cidata"
+    assert b"local-hostname: web-1" in data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed.iso"]  # no staging left
+
+
+def test_virtual_size_of_qcow2_and_raw(tmp_path):
+    qcow2 = tmp_path / "a.qcow2"
+    qcow2.write_bytes(b"QFI\xfb" + bytes(20) + struct.pack(">Q", 5 << 30) + bytes(100))
+    assert virtual_size(qcow2, "qcow2") == 5 << 30
+    raw = tmp_path / "a.raw"
+    raw.write_bytes(bytes(4096))
+    assert virtual_size(raw, "raw") == 4096
+    with pytest.raises(ValueError, match="not a qcow2"):
+        virtual_size(raw, "qcow2")
+
+
+def test_overlay_grows_only_when_asked():
+    args = overlay_argv("qemu-img", Path("/b.qcow2"), "qcow2", Path("/i/disk.qcow2"), None)
+    assert args == [
+        *("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "/b.qcow2"),
+        "/i/disk.qcow2",
+    ]
+    assert overlay_argv("qemu-img", Path("/b"), "raw", Path("/d"), 1 << 30)[-1] == str(1 << 30)
+
+
+@pytest.mark.parametrize("forced", ["tcg", "kvm", "TCG"])
+def test_accelerator_override_skips_the_probe(monkeypatch, forced):
+    monkeypatch.setenv("KUBENOVA_ACCEL", forced)
+    monkeypatch.setattr(accel, "_probe", lambda *_: pytest.fail("probed"))
+    assert accel.probe_accelerator("/nonexistent/qemu") == forced.lower()
+
+
+def test_accelerator_override_must_be_known(monkeypatch):
+    monkeypatch.setenv("KUBENOVA_ACCEL", "hvf")
+    with pytest.raises(ValueError, match="KUBENOVA_ACCEL"):
+        accel.probe_accelerator("qemu")
+
+
+def test_state_without_processes(tmp_path):
+    driver = QemuProcessDriver(tmp_path)
+
+    async def scenario():
+        assert await driver.list_instances() == []
+        (tmp_path / "instances" / UID).mkdir(parents=True)
+        (tmp_path / "instances" / ".partial").mkdir()
+        assert await driver.list_instances() == [UID]
+        info = await driver.get_info(UID)
+        assert (info.power_state, info.pid) == (PowerState.SHUTDOWN, None)
+        await driver.destroy(UID)
+        await driver.destroy(UID)  # absent: still fine
+        await driver.destroy("../../etc")  # not an id: nothing to do
+        with pytest.raises(InstanceNotFound):
+            await driver.get_info(UID)
+        with pytest.raises(InstanceNotFound):
+            await driver.console_output("not-a-uuid")
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "instances" / UID).exists()

@@ -1,0 +1,59 @@
+"""Conditions follow the build, so `kubectl wait --for=condition=Ready` means booted."""
+
+import itertools
+
+from kubenova.conductor import states
+from kubenova.conductor.status import conditions_for
+
+
+def walk(*path):
+    conditions: list[dict] = []
+    for source, target in itertools.pairwise(path):
+        conditions = conditions_for(conditions, source, target, "m", "2026-01-01T00:00:00Z", 1)
+    return {c["type"]: c["status"] for c in conditions}
+
+
+def test_ready_only_when_active():
+    assert walk(states.NEW, states.SCHEDULING) == {"Ready": "False"}
+    assert walk(states.NEW, states.SCHEDULING, states.NETWORKING) == {
+        "Scheduled": "True",
+        "Ready": "False",
+    }
+    full = walk(states.NEW, *states.BUILD_STEPS, states.ACTIVE)
+    assert full == {
+        "Scheduled": "True",
+        "NetworkReady": "True",
+        "BlockDevicesReady": "True",
+        "Ready": "True",
+    }
+
+
+def test_reschedule_resets_the_build_conditions():
+    after = walk(
+        states.NEW,
+        states.SCHEDULING,
+        states.NETWORKING,
+        states.BLOCK_DEVICE_MAPPING,
+        states.SPAWNING,
+        states.SCHEDULING,
+    )
+    assert after == {
+        "Scheduled": "False",
+        "NetworkReady": "False",
+        "BlockDevicesReady": "False",
+        "Ready": "False",
+    }
+
+
+def test_error_is_not_ready():
+    assert walk(states.NEW, states.SCHEDULING, states.ERROR)["Ready"] == "False"
+
+
+def test_last_transition_time_changes_only_with_status():
+    first = conditions_for([], states.NEW, states.SCHEDULING, "a", "2026-01-01T00:00:00Z", 1)
+    second = conditions_for(
+        first, states.SCHEDULING, states.NETWORKING, "b", "2026-01-01T00:00:05Z", 1
+    )
+    ready = next(c for c in second if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert ready["message"] == "b"
