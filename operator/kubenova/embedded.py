@@ -74,7 +74,7 @@ def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> 
     ):
         obj = event["object"]
         status = obj.get("status") or {}
-        state = (status.get("vmState") or "-", status.get("taskState") or "-")
+        state = (status.get("vmState") or "created", status.get("taskState") or "-")
         if state != seen:
             seen = state
             say(f"  {time.monotonic() - start:7.2f}s  {state[0]:<9} {state[1]}")

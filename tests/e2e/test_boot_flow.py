@@ -89,6 +89,15 @@ def test_instance_boots_to_active(operator, boot, kubectl, api):
         HOST,
     ), table.stdout
 
+    def reasons():
+        events = client.CoreV1Api(api).list_namespaced_event(
+            boot.namespace, field_selector=f"involvedObject.uid={uid}"
+        )
+        return {e.reason for e in events.items}
+
+    expected = {"Scheduling", "Scheduled", "Networked", "BlockDevicesMapped", "Active"}
+    wait_for(lambda: expected <= reasons(), 10, "an event for each step")
+
     boot.delete("web-1")
     boot.wait_gone("web-1")
     assert_nothing_left(api, operator, uid)

@@ -122,7 +122,7 @@ def test_power_off_on_and_reboots(driver):
     async def scenario() -> None:
         first = await driver.spawn(request, BOOT_TIMEOUT)
 
-        await driver.power_off(instance_id, timeout=30)  # ACPI: the guest powers itself off
+        await driver.power_off(instance_id, grace=30)  # ACPI: the guest powers itself off
         assert "kubenova-guest powering off" in await driver.console_output(instance_id)
         assert (await driver.get_info(instance_id)).power_state is PowerState.SHUTDOWN
         assert qemu_of(instance_id) == []

@@ -117,10 +117,10 @@ class QemuProcessDriver(ComputeDriver):
             return
         await self._remove(instance_id, paths)
 
-    async def power_off(self, instance_id: str, timeout: float = 0) -> None:  # noqa: ASYNC109
+    async def power_off(self, instance_id: str, grace: float = 0) -> None:
         paths = self._existing(instance_id)
         async with self._lock(instance_id):
-            await self._power_off(instance_id, paths, timeout)
+            await self._power_off(instance_id, paths, grace)
 
     async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
         paths = self._existing(instance_id)
