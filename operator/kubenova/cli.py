@@ -57,18 +57,30 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from kubenova.config import OperatorConfig
     from kubenova.operator_main import run
+    from kubenova.scheduler.config import SchedulerConfig
 
-    run(
-        OperatorConfig(
+    try:
+        scheduler = (
+            SchedulerConfig.from_file(Path(args.scheduler_config))
+            if args.scheduler_config
+            else SchedulerConfig()
+        )
+        config = OperatorConfig(
             state_dir=Path(args.state_dir),
             hosts=args.hosts,
+            driver=args.driver,
             metrics_port=args.metrics_port,
             boot_timeout=args.boot_timeout,
-        ),
-        verbose=args.verbose,
-    )
+            scheduler=scheduler,
+        )
+    except (ValidationError, OSError) as err:
+        print(f"kubenova operator: invalid configuration: {err}", file=sys.stderr)
+        return 2
+    run(config, verbose=args.verbose)
     return 0
 
 
@@ -76,6 +88,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kubenova.embedded import run
 
     return run(once=args.once, hosts=args.hosts, timeout=args.timeout)
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from kubernetes import config
+
+    from kubenova.explain import explain, render
+    from kubenova.scheduler.config import SchedulerConfig
+
+    scheduler = (
+        SchedulerConfig.from_file(Path(args.scheduler_config))
+        if args.scheduler_config
+        else SchedulerConfig()
+    )
+    with config.new_client_from_config() as api:
+        instance, result = explain(api, Path(args.file), args.namespace, scheduler)
+    print(render(instance, result))
+    return 0 if result.ranking else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,8 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--hosts", type=int, default=1, help="embedded compute hosts to register")
     op.add_argument("--metrics-port", type=int, default=9464, help="0 disables metrics")
     op.add_argument("--boot-timeout", type=float, default=300.0)
+    op.add_argument("--driver", choices=("qemu", "fake"), default="qemu")
+    op.add_argument("--scheduler-config", help="YAML file (e.g. a mounted ConfigMap)")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
+
+    sched = sub.add_parser("schedule", help="dry-run the scheduler for an Instance manifest")
+    sched.add_argument(
+        "--explain",
+        action="store_true",
+        required=True,
+        help="print each filter's survivors and the weighed ranking",
+    )
+    sched.add_argument("-f", "--file", required=True)
+    sched.add_argument("-n", "--namespace", default="default")
+    sched.add_argument("--scheduler-config")
+    sched.set_defaults(func=cmd_schedule)
 
     run = sub.add_parser("run", help="control plane + operator + local host; boot the example")
     run.add_argument("--once", action="store_true", help="tear down after the boot")

@@ -70,3 +70,23 @@ class VmStateCollector(Collector):
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Start the metrics endpoint (a daemon thread; scrapes do not touch the event loop)."""
     start_http_server(port, addr=host, registry=REGISTRY)
+
+
+SCHEDULER_DECISION = Histogram(
+    "kubenova_scheduler_decision_seconds",
+    "Seconds one scheduling decision took: filtering, weighing and the placement claim.",
+    buckets=BUCKETS,
+)
+NO_VALID_HOST = Counter(
+    "kubenova_scheduler_no_valid_host_total",
+    "Scheduling decisions that found no valid host.",
+)
+FILTER_REJECTIONS = Counter(
+    "kubenova_scheduler_filter_rejections_total",
+    "Hosts removed by each scheduler filter.",
+    ["filter"],
+)
+RESCHEDULES = Counter(
+    "kubenova_instance_reschedules_total",
+    "Builds sent back to SCHEDULING for an alternate host after failing on one.",
+)

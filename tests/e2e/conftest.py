@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,8 +10,7 @@ import yaml
 from kubernetes import client
 
 from kubenova import GROUP, VERSION
-from kubenova.devcluster.cluster import free_port
-from kubenova.devcluster.operator_process import OperatorProcess
+from tests.kit import Operator, node_ready, running_operator, wait_for
 from tests.proc import processes_with
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,70 +18,15 @@ GUEST = REPO / ".bin" / "guest" / "busybox.qcow2"
 HOST = "compute-0"
 
 
-@dataclass
-class Operator:
-    process: OperatorProcess
-    state_dir: Path
-    log: Path
-    metrics_port: int
-
-    def restart(self, kill: bool = False) -> None:
-        self.process.kill() if kill else self.process.stop()
-        self.process.start()
-
-    def log_tail(self) -> str:
-        return self.process.log_tail(60)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def all_instances(api: client.ApiClient) -> list[dict]:
-    custom = client.CustomObjectsApi(api)
-    return custom.list_cluster_custom_object(GROUP, VERSION, "instances")["items"]
-
-
 @pytest.fixture(scope="module")
 def operator(cluster, api, crds, tmp_path_factory) -> Iterator[Operator]:
-    """One operator with one embedded host; at teardown every instance is deleted through it
-    and no qemu process may remain."""
+    """One operator with one embedded QEMU host; at teardown every instance is deleted through
+    it and no qemu process may remain."""
     if not GUEST.exists():
         pytest.fail(f"{GUEST} is missing: `make setup` builds it")
-    work = tmp_path_factory.mktemp("operator")
-    port = free_port()
-    process = OperatorProcess(
-        cluster.kubeconfig, work / "state", work / "operator.log", hosts=1, metrics_port=port
-    )
-    process.start()
-    handle = Operator(process, work / "state", work / "operator.log", port)
-    core = client.CoreV1Api(api)
-
-    def host_ready():
-        try:
-            node = core.read_node(HOST)
-        except client.ApiException:
-            return False
-        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-
-    wait_for(host_ready, 60, f"{HOST} to register")
-    yield handle
-    custom = client.CustomObjectsApi(api)
-    for inst in all_instances(api):
-        meta = inst["metadata"]
-        custom.delete_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], "instances", meta["name"]
-        )
-    try:
-        wait_for(lambda: not all_instances(api), 120, "instances to be deleted")
-    finally:
-        process.stop()
+    with running_operator(cluster, api, tmp_path_factory.mktemp("operator"), hosts=1) as handle:
+        wait_for(lambda: node_ready(api, HOST), 60, f"{HOST} to register")
+        yield handle
     assert processes_with("qemu-system", str(handle.state_dir)) == []
 
 

@@ -9,7 +9,8 @@ import pytest
 from kubernetes import client
 
 from kubenova import GROUP, VERSION
-from tests.e2e.conftest import HOST, Operator, wait_for
+from tests.e2e.conftest import HOST
+from tests.kit import Operator, wait_for
 from tests.proc import processes_with
 
 pytestmark = pytest.mark.e2e

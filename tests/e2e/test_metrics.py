@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tests.e2e.conftest import wait_for
 from tests.e2e.prometheus import Prometheus
+from tests.kit import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import kopf
 
 from kubenova import metrics
@@ -21,9 +23,11 @@ from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
 from kubenova.conductor.status import iso, now, parse_time
 from kubenova.image.cache import ImageError
+from kubenova.kube.client import ApiException
 from kubenova.models.v1alpha1.states import PowerState
-from kubenova.scheduler.host_state import HostState, NodeSummary
+from kubenova.scheduler.host_state import HostState, host_states
 from kubenova.scheduler.interface import NoValidHost, RequestSpec
+from kubenova.scheduler.request import build_request_spec, resources_of
 from kubenova.scheduler.resources import Resources
 from kubenova.virt.driver import DriverError, GuestMetadata, SpawnRequest
 
@@ -49,6 +53,10 @@ class Caches:
     providers: Mapping[str, Any]
     flavors: Mapping[str, Any]
     images: Mapping[Any, Any]
+    placements: Mapping[Any, Any]
+    """instance placement by ("host", h), ("name", ns, name), ("group", ns, group)"""
+    pods: Mapping[str, Any]
+    """requests of ordinary pods by node name"""
 
     @staticmethod
     def one(index: Mapping[Any, Any], key: Any) -> Any:
@@ -109,6 +117,13 @@ class Build:
                 await self.fail(current, err)
             except states.UnexpectedState:
                 self.obj = await self.c.objects.get("instances", self.name, self.namespace)
+            except (TimeoutError, ApiException, aiohttp.ClientError):
+                raise  # the API is unreachable or refusing: kopf retries the daemon later
+            except Exception as err:  # a bug or an unforeseen failure: as Nova, fault + retry
+                log.exception("%s: unexpected error in %s", self.ref, current)
+                await self.fail(
+                    current, BuildError(f"unexpected error: {err!r}", 500, reschedule=True)
+                )
 
     # -- steps -------------------------------------------------------------------------------
     async def accept(self) -> None:
@@ -123,31 +138,72 @@ class Build:
         spec = self.obj["spec"]
         flavor = self.resolve_flavor(spec["flavor"])
         image = await self.resolve_image(spec["image"])
-        request = Resources(flavor["vcpus"], flavor["ramMiB"], flavor.get("diskGiB", 0))
+        request = resources_of(flavor)
         if image["spec"].get("minRamMiB", 0) > flavor["ramMiB"]:
             raise BuildError(f"Flavor's memory is too small for image {spec['image']}", 400)
         if flavor.get("diskGiB", 0) and image["spec"].get("minDiskGiB", 0) > flavor["diskGiB"]:
             raise BuildError(f"Flavor's disk is too small for image {spec['image']}", 400)
-        host = self.claimed_host()
-        if host is None:
-            tried = frozenset(a["host"] for a in self.status.get("attempts") or [])
+        host, alternates = self.claimed_host(), list(self.status.get("alternates") or [])
+        if host is None and self.status.get("attempts"):
+            host, alternates = await self.claim_alternate(request, alternates)
+        if host is not None:
+            await self._scheduled(host, alternates)
+            return
+        group = (spec.get("schedulerHints") or {}).get("group")
+        # Members of one server group are decided one at a time, each seeing where the
+        # previous ones went (Nova closes this race with a late check on the compute host).
+        async with self.c.group_lock(self.namespace, group):
             try:
                 selection = await self.c.scheduler.select_destinations(
-                    RequestSpec(
-                        instance_uid=self.uid,
-                        instance=self.ref,
-                        resources=request,
-                        availability_zone=spec.get("availabilityZone"),
-                        image_properties=dict(image["spec"].get("properties") or {}),
-                        extra_specs=dict(flavor.get("extraSpecs") or {}),
-                        ignore_hosts=tried,
-                    ),
-                    self.host_states(),
+                    await self.request_spec(flavor, image, group), self.host_states()
                 )
             except NoValidHost as err:
                 raise BuildError(str(err), 500, details=self.attempts_text()) from err
-            host = selection.host
-        await self._move(states.NETWORKING, "Scheduled", f"claimed resources on {host}", host=host)
+            await self._scheduled(selection.host, list(selection.alternates))
+
+    async def _scheduled(self, host: str, alternates: list[str]) -> None:
+        await self._move(
+            states.NETWORKING,
+            "Scheduled",
+            f"claimed resources on {host}",
+            host=host,
+            alternates=alternates,
+        )
+
+    async def claim_alternate(self, request: Resources, alternates: list[str]):
+        """A reschedule goes to the decision's next alternate, as Nova's conductor does."""
+        hosts = {h.name: h for h in self.host_states()}
+        for index, name in enumerate(alternates):
+            host = hosts.get(name)
+            if host is not None and await self.c.placement.claim(
+                name, self.uid, self.ref, request, host.capacity
+            ):
+                return name, alternates[index + 1 :]
+        raise BuildError(
+            f"Exhausted all hosts available for retrying build failures for {self.ref}",
+            500,
+            details=self.attempts_text(),
+        )
+
+    async def request_spec(self, flavor: dict, image: dict, group_name: str | None) -> RequestSpec:
+        placements: Mapping[Any, Any] = self.caches.placements
+        group = None
+        if group_name:
+            try:
+                group = await self.c.objects.get("servergroups", group_name, self.namespace)
+            except ApiException as err:
+                if err.status == 404:
+                    raise BuildError(f"ServerGroup {group_name} could not be found", 404) from err
+                raise
+            # Fresh from the API, not the cache: the previous member's host may be milliseconds old.
+            members = [
+                (i["metadata"]["uid"], i["status"]["host"])
+                for i in await self.c.objects.list("instances", self.namespace)
+                if (i["spec"].get("schedulerHints") or {}).get("group") == group_name
+                and (i.get("status") or {}).get("host")
+            ]
+            placements = ChainMap({("group", self.namespace, group_name): members}, placements)
+        return build_request_spec(self.obj, flavor, image["spec"], group, placements)
 
     async def network(self) -> None:
         if self.obj["spec"].get("networks"):
@@ -164,10 +220,11 @@ class Build:
         await self._move(states.SPAWNING, "BlockDevicesMapped", "root disk only")
 
     async def spawn(self) -> None:
-        host_name = self.status.get("host")
-        host = self.c.hosts.get(host_name or "")
-        if host is None:
-            raise BuildError(f"host {host_name} is not served by this operator", reschedule=True)
+        host = self.status.get("host") or ""
+        node = Caches.one(self.caches.nodes, host)
+        driver = self.c.hosts.driver_for(host, node.labels if node else None)
+        if driver is None:
+            raise BuildError(f"host {host} is not served by this operator", reschedule=True)
         spec = self.obj["spec"]
         flavor = self.resolve_flavor(spec["flavor"])
         image = await self.resolve_image(spec["image"])
@@ -190,52 +247,70 @@ class Build:
             ),
         )
         try:
-            info = await host.driver.spawn(request, self.c.boot_timeout)
+            info = await driver.spawn(request, self.c.boot_timeout)
         except DriverError as err:
-            raise BuildError(f"spawn on {host.name} failed: {err}", 500, reschedule=True) from err
+            raise BuildError(f"spawn on {host} failed: {err}", 500, reschedule=True) from err
         booted = now()
         created = parse_time(self.obj["metadata"]["creationTimestamp"])
         metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
+        self.c.failed_builds.pop(host, None)
         await self._move(
             states.ACTIVE,
             "Active",
-            f"guest booted on {host.name} ({info.details.get('accelerator', '?')})",
+            f"guest booted on {host} ({info.details.get('accelerator', '?')})",
             powerState=PowerState.RUNNING.value,
             launchedAt=iso(booted),
+            alternates=None,
         )
 
     # -- failure -----------------------------------------------------------------------------
     async def fail(self, step: State, err: BuildError) -> None:
-        """Release the host and reschedule if that may help, else ERROR with a fault."""
+        """Release the host; go on to an alternate if that may help, else ERROR with a fault."""
         metrics.BUILD_FAILURES.labels(step.task.value if step.task else "none").inc()
         host = self.status.get("host")
         attempts = list(self.status.get("attempts") or [])
         if host:
             attempts.append({"host": host, "reason": str(err)[:4000], "time": iso(now())})
+            self.c.failed_builds[host] += 1
             await self.cleanup_host(host)
-        if err.reschedule and host and len(attempts) < self.c.max_attempts:
+        alternates = self.status.get("alternates") or []
+        if (
+            err.reschedule
+            and host
+            and alternates
+            and len(attempts) < self.c.scheduling.max_attempts
+        ):
+            metrics.RESCHEDULES.inc()
             await self._move(
                 states.SCHEDULING,
                 "Rescheduling",
-                f"build failed on {host}; rescheduling: {err}",
+                f"build failed on {host}; trying {alternates[0]}: {err}",
                 host=None,
                 attempts=attempts,
             )
             return
+        details = err.details or self.attempts_text(attempts)
         fault = {
             "code": err.code,
             "message": str(err)[:1000],
             "time": iso(now()),
-            "details": err.details or self.attempts_text(attempts),
+            "details": details[:32000],
         }
         await self._move(
-            states.ERROR, "BuildFailed", str(err)[:1000], fault=fault, attempts=attempts, host=None
+            states.ERROR,
+            "BuildFailed",
+            str(err)[:1000],
+            fault=fault,
+            attempts=attempts,
+            host=None,
+            alternates=None,
         )
 
     async def cleanup_host(self, host: str) -> None:
-        compute = self.c.hosts.get(host)
-        if compute is not None:
-            await compute.driver.destroy(self.uid)
+        node = Caches.one(self.caches.nodes, host)
+        driver = self.c.hosts.driver_for(host, node.labels if node else None)
+        if driver is not None:
+            await driver.destroy(self.uid)
         await self.c.placement.release(host, self.uid)
 
     def attempts_text(self, attempts: list[dict] | None = None) -> str:
@@ -272,17 +347,14 @@ class Build:
         return None
 
     def host_states(self) -> list[HostState]:
-        hosts = []
-        for name, store in self.caches.nodes.items():
-            node: NodeSummary | None = next(iter(store), None)
-            if node is None:
-                continue
-            used = Resources()
-            for allocations in self.caches.providers.get(name, []):
-                for alloc in allocations.values():
-                    used = used + Resources.of_allocation(alloc)
-            hosts.append(HostState.build(node, used, self.c.ratios))
-        return hosts
+        return host_states(
+            self.caches.nodes,
+            self.caches.providers,
+            self.caches.pods,
+            self.caches.placements,
+            self.c.scheduling.ratios,
+            self.c.failed_builds,
+        )
 
 
 def event_emitter(body: Mapping[str, Any]) -> Callable[[str, str, str], None]:

@@ -185,9 +185,11 @@ class DevCluster:
                     "--authorization-mode=RBAC",
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--allow-privileged=true",
-                    # No controller-manager runs, so nothing creates the `default` ServiceAccount
-                    # this admission plugin would insist on for every pod.
-                    "--disable-admission-plugins=ServiceAccount",
+                    # No controller-manager runs: nothing would create the `default` ServiceAccount
+                    # the ServiceAccount plugin insists on for every pod, nor lift the not-ready
+                    # taint TaintNodesByCondition puts on every new Node (the node lifecycle
+                    # controller's job).
+                    "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
                     "--profiling=false",
                 ],
                 self.state_dir / "kube-apiserver.log",

@@ -6,7 +6,7 @@ import kopf
 
 from kubenova import GROUP, VERSION
 from kubenova.compute.registration import HOST_LABEL
-from kubenova.scheduler.host_state import NodeSummary
+from kubenova.scheduler.host_state import NodeSummary, pod_requests
 
 
 @kopf.index("nodes", labels={HOST_LABEL: "true"})
@@ -27,3 +27,30 @@ def flavors(name, spec, **_):
 @kopf.index(GROUP, VERSION, "images")
 def images(namespace, name, spec, status, **_):
     return {(namespace, name): {"spec": dict(spec), "status": dict(status)}}
+
+
+@kopf.index(GROUP, VERSION, "instances")
+def placements(namespace, name, uid, spec, status, **_):
+    """Where placed instances are: by host (activity), by name (same/different host hints) and
+    by server group (affinity)."""
+    host = status.get("host")
+    if not host:
+        return {}
+    keys = {("host", host): (uid, status.get("taskState")), ("name", namespace, name): host}
+    group = (spec.get("schedulerHints") or {}).get("group")
+    if group:
+        keys[("group", namespace, group)] = (uid, host)
+    return keys
+
+
+def _not_terminal(status, **_):
+    return status.get("phase") not in ("Succeeded", "Failed")
+
+
+@kopf.index("pods", when=_not_terminal)
+def pods(spec, **_):
+    """Requests of the pods bound to each node: they use a host's room as claims do."""
+    node = spec.get("nodeName")
+    if not node:
+        return {}
+    return {node: pod_requests(spec)}

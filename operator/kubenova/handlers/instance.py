@@ -16,11 +16,20 @@ VM_STATES: dict[str, str] = {}
 """vmState by instance uid, for the `kubenova_instances` gauge."""
 
 
-@kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60)
-async def build_instance(body, memo, nodes, providers, flavors, images, stopped, **_):
+@kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
+async def build_instance(
+    body, memo, nodes, providers, flavors, images, placements, pods, stopped, **_
+):
     """Drive the instance to ACTIVE or ERROR, then rest until it is deleted."""
     conductor: Conductor = memo.conductor
-    caches = Caches(nodes=nodes, providers=providers, flavors=flavors, images=images)
+    caches = Caches(
+        nodes=nodes,
+        providers=providers,
+        flavors=flavors,
+        images=images,
+        placements=placements,
+        pods=pods,
+    )
     await Build(conductor, body, caches, event_emitter(body)).drive()
     await stopped.wait()
 
@@ -38,7 +47,7 @@ async def delete_instance(body, uid, status, memo, providers, logger, **_):
     """Destroy the VM wherever it may be on this operator's hosts, then free every claim."""
     conductor: Conductor = memo.conductor
     kopf.info(body, reason="Deleting", message="destroying the VM and freeing its resources")
-    await asyncio.gather(*(h.driver.destroy(uid) for h in conductor.hosts.values()))
+    await asyncio.gather(*(driver.destroy(uid) for driver in conductor.hosts.drivers()))
     holders = {status.get("host")} | {
         node for node, store in providers.items() for allocs in store if uid in allocs
     }

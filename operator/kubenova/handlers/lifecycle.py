@@ -10,20 +10,21 @@ from prometheus_client import REGISTRY
 
 from kubenova import GROUP, metrics
 from kubenova.compute.registration import HostCapacity, HostRegistration
-from kubenova.conductor.context import ComputeHost, Conductor
+from kubenova.conductor.context import ComputeHost, ComputeHosts, Conductor
 from kubenova.conductor.status import StatusWriter
 from kubenova.config import OperatorConfig
 from kubenova.handlers.instance import VM_STATES
 from kubenova.image.cache import ImageCache
 from kubenova.kube.client import Objects, new_api_client
+from kubenova.scheduler.filter_scheduler import FilterScheduler
 from kubenova.scheduler.placement import Placement
-from kubenova.scheduler.simple import SimpleScheduler
+from kubenova.virt.fake import FakeDriver
 from kubenova.virt.qemu.driver import QemuProcessDriver
 
 log = logging.getLogger("kubenova.operator")
 
 
-@kopf.on.startup()
+@kopf.on.startup(retries=1)  # a broken start-up must stop the operator, not loop
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     config: OperatorConfig = memo.config
     # Progress and diff-base in our own annotations; status belongs to the conductor alone.
@@ -48,10 +49,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     conductor = Conductor(
         objects=objects,
         writer=StatusWriter(objects),
-        scheduler=SimpleScheduler(placement, max_attempts=config.max_attempts),
+        scheduler=FilterScheduler(placement, config.scheduler),
         placement=placement,
         image_cache=ImageCache(state_dir / "_base"),
-        max_attempts=config.max_attempts,
+        hosts=ComputeHosts(fake_everywhere=config.driver == "fake"),
+        scheduling=config.scheduler,
         boot_timeout=config.boot_timeout,
     )
     capacity = HostCapacity.of_machine(state_dir, share=max(1, config.hosts))
@@ -60,15 +62,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
         registration = HostRegistration(api, name, capacity, zone=config.zone)
         await registration.register()
         tasks.append(asyncio.create_task(registration.heartbeat_forever(), name=f"hb-{name}"))
-        driver = QemuProcessDriver(state_dir / name)
-        conductor.hosts[name] = ComputeHost(name, driver, registration)
+        driver = (
+            FakeDriver(name) if config.driver == "fake" else QemuProcessDriver(state_dir / name)
+        )
+        conductor.hosts.local[name] = ComputeHost(name, driver, registration)
     memo.api, memo.conductor, memo.tasks = api, conductor, tasks
     if config.metrics_port:
         REGISTRY.register(metrics.VmStateCollector(lambda: list(VM_STATES.values())))
         metrics.serve(config.metrics_port, config.metrics_host)
     log.info(
         "kubenova operator up: hosts %s, state in %s, metrics on %s:%s",
-        list(conductor.hosts),
+        list(conductor.hosts.local),
         state_dir,
         config.metrics_host,
         config.metrics_port,
@@ -81,7 +85,7 @@ async def stop(memo: kopf.Memo, **_):
         task.cancel()
     conductor: Conductor | None = getattr(memo, "conductor", None)
     if conductor is not None:
-        for host in conductor.hosts.values():
+        for host in conductor.hosts.local.values():
             if host.registration is not None:
                 try:
                     await host.registration.mark_stopped()

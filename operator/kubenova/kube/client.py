@@ -37,6 +37,15 @@ class Objects:
             GROUP, VERSION, namespace, plural, name
         )
 
+    async def list(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        if namespace is None:
+            result = await self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        else:
+            result = await self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural
+            )
+        return result["items"]
+
     async def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         namespace = body["metadata"].get("namespace")
         if namespace is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +57,40 @@ class NodeSummary:
         )
 
 
+def pod_requests(pod_spec: dict[str, Any]) -> Resources:
+    """A pod's effective requests: the sum over containers, or its largest init container."""
+
+    def total(containers: list[dict]) -> Resources:
+        out = Resources()
+        for c in containers:
+            req = (c.get("resources") or {}).get("requests") or {}
+            out = out + Resources(
+                float(parse_quantity(req.get("cpu", "0"))),
+                float(parse_quantity(req.get("memory", "0"))) / MIB,
+                float(parse_quantity(req.get("ephemeral-storage", "0"))) / GIB,
+            )
+        return out
+
+    regular = total(pod_spec.get("containers") or [])
+    inits = [total([c]) for c in pod_spec.get("initContainers") or []]
+    return Resources(
+        max([regular.vcpus, *(i.vcpus for i in inits)]),
+        max([regular.ram_mib, *(i.ram_mib for i in inits)]),
+        max([regular.disk_gib, *(i.disk_gib for i in inits)]),
+    )
+
+
 @dataclass(frozen=True)
 class HostState:
     node: NodeSummary
     capacity: Resources  # allocatable x allocation ratios
-    used: Resources
+    used: Resources  # claims (ResourceProviders) plus requests of ordinary pods on the node
+    instances: int = 0
+    """Instances holding a claim here."""
+    io_ops: int = 0
+    """Instances here in a build or other I/O-heavy task state (IoOpsWeigher)."""
+    failed_builds: int = 0
+    """Recent build failures here (BuildFailureWeigher); reset by a success."""
 
     @property
     def name(self) -> str:
@@ -75,7 +105,58 @@ class HostState:
         return self.node.labels.get(ZONE_LABEL)
 
     @classmethod
-    def build(cls, node: NodeSummary, used: Resources, ratios: AllocationRatios) -> HostState:
+    def build(
+        cls, node: NodeSummary, used: Resources, ratios: AllocationRatios, **stats: int
+    ) -> HostState:
         a = node.allocatable
         capacity = Resources(a.vcpus * ratios.cpu, a.ram_mib * ratios.ram, a.disk_gib * ratios.disk)
-        return cls(node, capacity, used)
+        return cls(node, capacity, used, **stats)
+
+
+#: task states that keep a host's disks and CPUs busy (Nova's io_ops: builds, reboots, ...)
+BUSY_TASK_STATES = frozenset(
+    {
+        "NETWORKING",
+        "BLOCK_DEVICE_MAPPING",
+        "SPAWNING",
+        "REBOOTING",
+        "REBOOTING_HARD",
+        "POWERING_ON",
+    }
+)
+
+
+def host_states(
+    nodes: Mapping[str, Iterable[NodeSummary]],
+    providers: Mapping[str, Iterable[Mapping[str, dict]]],
+    pods: Mapping[str, Iterable[Resources]],
+    placements: Mapping[Any, Iterable[Any]],
+    ratios: AllocationRatios,
+    failed_builds: Mapping[str, int],
+) -> list[HostState]:
+    """HostStates from the watch-fed caches (kopf indexes: key -> the values of every object
+    with that key): claims and pods' requests used per Node, instance activity, failures."""
+    hosts = []
+    for name, store in nodes.items():
+        node = next(iter(store), None)
+        if node is None:
+            continue
+        used = Resources()
+        for allocations in providers.get(name, []):
+            for alloc in allocations.values():
+                used = used + Resources.of_allocation(alloc)
+        for pod in pods.get(name, []):
+            used = used + pod
+        placed = list(placements.get(("host", name), []))
+        busy = sum(1 for _, task in placed if task in BUSY_TASK_STATES)
+        hosts.append(
+            HostState.build(
+                node,
+                used,
+                ratios,
+                instances=len(placed),
+                io_ops=busy,
+                failed_builds=failed_builds.get(name, 0),
+            )
+        )
+    return hosts

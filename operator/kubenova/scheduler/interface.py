@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,17 @@ class RequestSpec:
     image_properties: dict[str, str] = field(default_factory=dict)
     extra_specs: dict[str, str] = field(default_factory=dict)
     ignore_hosts: frozenset[str] = frozenset()
+    """Hosts already tried (reschedule): never chosen again."""
+    group_policy: str | None = None
+    """The server group's policy: affinity, anti-affinity, soft-affinity, soft-anti-affinity."""
+    group_max_per_host: int = 1
+    """anti-affinity's rules.maxServerPerHost."""
+    group_hosts: Mapping[str, int] = field(default_factory=dict)
+    """Host -> how many other members of the group it already holds."""
+    same_host: frozenset[str] | None = None
+    """Hosts of the instances in schedulerHints.sameHost (None: no such hint)."""
+    different_host: frozenset[str] = frozenset()
+    """Hosts of the instances in schedulerHints.differentHost."""
 
 
 @dataclass(frozen=True)

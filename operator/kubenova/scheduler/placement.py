@@ -8,7 +8,9 @@ re-evaluated on fresh data, exactly as placement retries on a generation conflic
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 
 from kubenova.kube.client import ApiException, Objects
 from kubenova.scheduler.resources import Resources
@@ -17,12 +19,17 @@ PLURAL = "resourceproviders"
 log = logging.getLogger("kubenova.scheduler.placement")
 
 
+async def _backoff(attempt: int) -> None:
+    """Jittered, growing pause after a lost race, so the losers do not collide again at once."""
+    await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+
+
 class ClaimConflict(Exception):
     """Too many concurrent writers kept changing the provider; the caller may retry."""
 
 
 class Placement:
-    def __init__(self, objects: Objects, retries: int = 20) -> None:
+    def __init__(self, objects: Objects, retries: int = 30) -> None:
         self.objects = objects
         self.retries = retries
 
@@ -41,7 +48,7 @@ class Placement:
 
         Idempotent: a consumer that already holds an allocation there keeps it.
         """
-        for _ in range(self.retries):
+        for attempt in range(self.retries):
             provider = await self._get(node)
             allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
             if consumer_uid in allocations:
@@ -71,11 +78,12 @@ class Placement:
                 if err.status != 409:  # 409: created or updated by someone else meanwhile
                     raise
                 log.debug("claim on %s for %s conflicted; retrying", node, consumer)
+                await _backoff(attempt)
         raise ClaimConflict(f"could not claim on {node}: too many concurrent updates")
 
     async def release(self, node: str, consumer_uid: str) -> bool:
         """Drop the consumer's allocation on `node`; True if there was one."""
-        for _ in range(self.retries):
+        for attempt in range(self.retries):
             provider = await self._get(node)
             allocations = ((provider or {}).get("spec") or {}).get("allocations") or {}
             if consumer_uid not in allocations:
@@ -87,4 +95,5 @@ class Placement:
             except ApiException as err:
                 if err.status not in (404, 409):
                     raise
+                await _backoff(attempt)
         raise ClaimConflict(f"could not release on {node}: too many concurrent updates")

@@ -140,6 +140,9 @@ class InstanceStatus(KubeModel):
     addresses: list[Address] = Field(default_factory=list)
     fault: Fault | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    """Hosts the build failed on, in order (Nova's reschedule history)."""
+    alternates: list[str] = Field(default_factory=list)
+    """Hosts the scheduler chose as fallbacks, tried in order if the build fails."""
     conditions: Conditions = Field(default_factory=list)
     phase_transition_timestamps: list[PhaseTransition] = Field(default_factory=list)
     launched_at: datetime | None = None

@@ -1,0 +1,64 @@
+"""FakeDriver, after nova/virt/fake.py: "boots" instantly, for scale tests and benchmarks only.
+
+It keeps its VMs in memory. Failures are injected per host, so reschedules can be exercised
+without a hypervisor: a host name in `fail_spawn_on` makes every spawn there fail.
+"""
+
+from __future__ import annotations
+
+from kubenova.models.v1alpha1.states import PowerState
+from kubenova.virt.driver import (
+    ComputeDriver,
+    InstanceInfo,
+    InstanceNotFound,
+    SpawnFailed,
+    SpawnRequest,
+)
+
+
+class FakeDriver(ComputeDriver):
+    name = "fake"
+
+    def __init__(self, host: str, fail_spawn: bool = False) -> None:
+        self.host = host
+        self.fail_spawn = fail_spawn
+        self.instances: dict[str, PowerState] = {}
+
+    async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
+        if self.fail_spawn:
+            raise SpawnFailed(f"injected spawn failure on {self.host}")
+        self.instances[request.instance_id] = PowerState.RUNNING
+        return InstanceInfo(
+            request.instance_id, PowerState.RUNNING, booted=True, details={"accelerator": "fake"}
+        )
+
+    async def destroy(self, instance_id: str) -> None:
+        self.instances.pop(instance_id, None)
+
+    async def power_off(self, instance_id: str, grace: float = 0) -> None:
+        self._get(instance_id)
+        self.instances[instance_id] = PowerState.SHUTDOWN
+
+    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
+        self._get(instance_id)
+        self.instances[instance_id] = PowerState.RUNNING
+        return InstanceInfo(instance_id, PowerState.RUNNING, booted=True)
+
+    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
+        return await self.power_on(instance_id, boot_timeout)
+
+    async def get_info(self, instance_id: str) -> InstanceInfo:
+        return InstanceInfo(instance_id, self._get(instance_id), booted=True)
+
+    async def console_output(self, instance_id: str) -> str:
+        self._get(instance_id)
+        return f"fake console of {instance_id}\n"
+
+    async def list_instances(self) -> list[str]:
+        return sorted(self.instances)
+
+    def _get(self, instance_id: str) -> PowerState:
+        try:
+            return self.instances[instance_id]
+        except KeyError:
+            raise InstanceNotFound(instance_id) from None

@@ -1,0 +1,86 @@
+"""Helpers shared by the integration and end-to-end tests: waiting, and the operator as a
+real process whose instances are all deleted through it before it stops."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client
+
+from kubenova import GROUP, VERSION
+from kubenova.devcluster.cluster import free_port
+from kubenova.devcluster.operator_process import OperatorProcess
+
+
+@dataclass
+class Operator:
+    process: OperatorProcess
+    state_dir: Path
+    log: Path
+    metrics_port: int
+
+    def restart(self, kill: bool = False) -> None:
+        self.process.kill() if kill else self.process.stop()
+        self.process.start()
+
+    def log_tail(self) -> str:
+        return self.process.log_tail(60)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def node_ready(api: client.ApiClient, name: str) -> bool:
+    try:
+        node = client.CoreV1Api(api).read_node(name)
+    except client.ApiException:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def all_instances(api: client.ApiClient) -> list[dict]:
+    custom = client.CustomObjectsApi(api)
+    return custom.list_cluster_custom_object(GROUP, VERSION, "instances")["items"]
+
+
+@contextlib.contextmanager
+def running_operator(
+    cluster, api: client.ApiClient, work: Path, *args: str, hosts: int = 0
+) -> Iterator[Operator]:
+    """`kubenova operator` with `args`; on exit every instance is deleted (through it)."""
+    port = free_port()
+    process = OperatorProcess(
+        cluster.kubeconfig,
+        work / "state",
+        work / "operator.log",
+        hosts=hosts,
+        metrics_port=port,
+        extra_args=args,
+    )
+    process.start()
+    handle = Operator(process, work / "state", work / "operator.log", port)
+    try:
+        yield handle
+    finally:
+        custom = client.CustomObjectsApi(api)
+        for inst in all_instances(api):
+            meta = inst["metadata"]
+            with contextlib.suppress(client.ApiException):
+                custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, meta["namespace"], "instances", meta["name"]
+                )
+        try:
+            wait_for(lambda: not all_instances(api), 180, "instances to be deleted")
+        finally:
+            process.stop()
