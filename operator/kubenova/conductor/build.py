@@ -354,6 +354,7 @@ class Build:
             self.caches.placements,
             self.c.scheduling.ratios,
             self.c.failed_builds,
+            self.c.placement.own_claims,
         )
 
 

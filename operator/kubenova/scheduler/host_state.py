@@ -133,21 +133,39 @@ def host_states(
     placements: Mapping[Any, Iterable[Any]],
     ratios: AllocationRatios,
     failed_builds: Mapping[str, int],
+    own_claims: Mapping[str, Mapping[str, Resources]] | None = None,
 ) -> list[HostState]:
     """HostStates from the watch-fed caches (kopf indexes: key -> the values of every object
-    with that key): claims and pods' requests used per Node, instance activity, failures."""
+    with that key): claims and pods' requests used per Node, instance activity, failures.
+
+    `own_claims` (node -> consumer uid -> resources) are the claims this process made itself;
+    they count at once, before the watch brings them back, so back-to-back decisions do not all
+    pick the same host (Nova's HostState.consume_from_request does this in memory).
+    """
+    claimed: dict[str, dict[str, Resources]] = {}
+    for name, store in providers.items():  # only hosts with claims have a provider
+        per_uid = claimed.setdefault(name, {})
+        for allocations in store:
+            for uid, alloc in allocations.items():
+                per_uid[uid] = Resources.of_allocation(alloc)
+    for name, mine in (own_claims or {}).items():
+        claimed.setdefault(name, {}).update(mine)
+    pod_use: dict[str, Resources] = {}
+    for name, store in pods.items():
+        total = Resources()
+        for pod in store:
+            total = total + pod
+        pod_use[name] = total
+
     hosts = []
     for name, store in nodes.items():
         node = next(iter(store), None)
         if node is None:
             continue
-        used = Resources()
-        for allocations in providers.get(name, []):
-            for alloc in allocations.values():
-                used = used + Resources.of_allocation(alloc)
-        for pod in pods.get(name, []):
-            used = used + pod
-        placed = list(placements.get(("host", name), []))
+        used = pod_use.get(name, Resources())
+        for request in claimed.get(name, {}).values():
+            used = used + request
+        placed = list(placements.get(("host", name), ()))
         busy = sum(1 for _, task in placed if task in BUSY_TASK_STATES)
         hosts.append(
             HostState.build(

@@ -32,6 +32,8 @@ class Placement:
     def __init__(self, objects: Objects, retries: int = 30) -> None:
         self.objects = objects
         self.retries = retries
+        self.own_claims: dict[str, dict[str, Resources]] = {}
+        """node -> consumer uid -> resources: claims made here, known before any watch event."""
 
     async def _get(self, node: str) -> dict | None:
         try:
@@ -73,6 +75,7 @@ class Placement:
                 else:
                     provider["spec"]["allocations"] = allocations
                     await self.objects.replace(PLURAL, provider)
+                self.own_claims.setdefault(node, {})[consumer_uid] = request
                 return True
             except ApiException as err:
                 if err.status != 409:  # 409: created or updated by someone else meanwhile
@@ -83,6 +86,7 @@ class Placement:
 
     async def release(self, node: str, consumer_uid: str) -> bool:
         """Drop the consumer's allocation on `node`; True if there was one."""
+        self.own_claims.get(node, {}).pop(consumer_uid, None)
         for attempt in range(self.retries):
             provider = await self._get(node)
             allocations = ((provider or {}).get("spec") or {}).get("allocations") or {}
