@@ -30,3 +30,32 @@ def test_capacity_applies_novas_initial_ratios_and_subtracts_claims():
     assert host.zone == "az1"
     assert Resources(14, 7168, 90).fits_in(host.free)
     assert not Resources(15, 1, 1).fits_in(host.free)
+
+
+def test_pods_and_own_claims_count_as_used():
+    from kubenova.scheduler.host_state import host_states, pod_requests
+
+    pod = pod_requests(
+        {
+            "containers": [
+                {"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}},
+                {"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}},
+            ],
+            "initContainers": [{"resources": {"requests": {"cpu": "2", "memory": "64Mi"}}}],
+        }
+    )
+    assert pod == Resources(2, 512, 0)  # the init container's CPU is the larger need
+
+    summary = NodeSummary.of_node(node())
+    watched = {"uid-a": {"vcpus": 1, "ramMiB": 1024, "diskGiB": 10}}
+    [host] = host_states(
+        nodes={"n1": [summary]},
+        providers={"n1": [watched]},
+        pods={"n1": [pod]},
+        placements={},
+        ratios=AllocationRatios(),
+        failed_builds={},
+        # uid-a is known both ways (counted once); uid-b not yet returned by the watch
+        own_claims={"n1": {"uid-a": Resources(1, 1024, 10), "uid-b": Resources(2, 2048, 0)}},
+    )
+    assert host.used == Resources(5, 3584, 10)
