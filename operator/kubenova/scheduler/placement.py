@@ -48,8 +48,24 @@ class Placement:
     ) -> bool:
         """Allocate `request` on `node` for the consumer; False if it no longer fits.
 
-        Idempotent: a consumer that already holds an allocation there keeps it.
+        Idempotent: a consumer that already holds an allocation there keeps it. The claim
+        counts in `own_claims` from the moment it is attempted (decisions made while its
+        round-trips are in flight see the room as taken) and is withdrawn if it fails.
         """
+        mine = self.own_claims.setdefault(node, {})
+        mine[consumer_uid] = request
+        try:
+            claimed = await self._claim(node, consumer_uid, consumer, request, capacity)
+        except BaseException:
+            mine.pop(consumer_uid, None)
+            raise
+        if not claimed:
+            mine.pop(consumer_uid, None)
+        return claimed
+
+    async def _claim(
+        self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources
+    ) -> bool:
         for attempt in range(self.retries):
             provider = await self._get(node)
             allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
@@ -75,7 +91,6 @@ class Placement:
                 else:
                     provider["spec"]["allocations"] = allocations
                     await self.objects.replace(PLURAL, provider)
-                self.own_claims.setdefault(node, {})[consumer_uid] = request
                 return True
             except ApiException as err:
                 if err.status != 409:  # 409: created or updated by someone else meanwhile
