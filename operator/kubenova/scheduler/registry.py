@@ -32,21 +32,8 @@ from kubenova.scheduler.weighers.disk import DiskWeigher
 from kubenova.scheduler.weighers.io_ops import IoOpsWeigher
 from kubenova.scheduler.weighers.ram import RAMWeigher
 
-#: the order Nova's defaults use: cheap host-state checks first, then resources, then hints
-DEFAULT_FILTERS: tuple[str, ...] = (
-    "ComputeFilter",
-    "AvailabilityZoneFilter",
-    "CoreFilter",
-    "RamFilter",
-    "DiskFilter",
-    "ImagePropertiesFilter",
-    "AggregateInstanceExtraSpecsFilter",
-    "ServerGroupAntiAffinityFilter",
-    "ServerGroupAffinityFilter",
-    "SameHostFilter",
-    "DifferentHostFilter",
-)
-
+#: every filter, in the order Nova's defaults run them: cheap host-state checks first, then
+#: resources, then hints
 FILTERS: dict[str, type[BaseHostFilter]] = {
     cls.name: cls
     for cls in (
@@ -63,6 +50,8 @@ FILTERS: dict[str, type[BaseHostFilter]] = {
         DifferentHostFilter,
     )
 }
+
+DEFAULT_FILTERS: tuple[str, ...] = tuple(FILTERS)
 
 WEIGHERS: dict[str, type[BaseHostWeigher]] = {
     cls.name: cls
