@@ -64,11 +64,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     from kubenova.scheduler.config import SchedulerConfig
 
     try:
-        scheduler = (
-            SchedulerConfig.from_file(Path(args.scheduler_config))
-            if args.scheduler_config
-            else SchedulerConfig()
-        )
+        scheduler = SchedulerConfig.from_file(args.scheduler_config)
         config = OperatorConfig(
             state_dir=Path(args.state_dir),
             hosts=args.hosts,
@@ -96,11 +92,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from kubenova.explain import explain, render
     from kubenova.scheduler.config import SchedulerConfig
 
-    scheduler = (
-        SchedulerConfig.from_file(Path(args.scheduler_config))
-        if args.scheduler_config
-        else SchedulerConfig()
-    )
+    scheduler = SchedulerConfig.from_file(args.scheduler_config)
     with config.new_client_from_config() as api:
         instance, result = explain(api, Path(args.file), args.namespace, scheduler)
     print(render(instance, result))

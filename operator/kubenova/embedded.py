@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 from kubenova.kube.crds import install_crds
 from kubenova.models.v1alpha1 import KINDS
+from kubenova.timestamps import parse_time
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -46,15 +46,12 @@ def example_objects(guest: Path) -> list[dict[str, Any]]:
 
 def apply(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
     custom = client.CustomObjectsApi(api)
-    plural = f"{doc['kind'].lower()}s"
-    if doc["kind"] == "Flavor":
+    kind = next(k for k in KINDS if k.kind() == doc["kind"])
+    plural = kind.crd.plural
+    if kind.crd.scope == "Cluster":
         custom.create_cluster_custom_object(GROUP, VERSION, plural, doc)
     else:
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, doc)
-
-
-def parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> dict[str, Any]:
@@ -86,19 +83,19 @@ def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> 
 
 def report(obj: dict[str, Any]) -> float:
     status = obj["status"]
-    created = parse(obj["metadata"]["creationTimestamp"])
+    created = parse_time(obj["metadata"]["creationTimestamp"])
     history = status.get("phaseTransitionTimestamps") or []
     say("time in each state:")
     for before, after in itertools.pairwise(history):
         label = f"{before['vmState']}/{before.get('taskState', 'none')}"
-        took = (parse(after["time"]) - parse(before["time"])).total_seconds()
+        took = (parse_time(after["time"]) - parse_time(before["time"])).total_seconds()
         say(f"  {label:<32} {took:7.2f}s")
     if status.get("vmState") != "ACTIVE":
         fault = status.get("fault") or {}
         say(f"instance ended {status.get('vmState')}: {fault.get('message')}")
         return -1.0
-    first = parse(history[0]["time"]) if history else created
-    latency = (parse(history[-1]["time"]) - first).total_seconds()
+    first = parse_time(history[0]["time"]) if history else created
+    latency = (parse_time(history[-1]["time"]) - first).total_seconds()
     say(f"boot latency (accepted -> ACTIVE, guest booted): {latency:.2f}s on {status['host']}")
     return latency
 

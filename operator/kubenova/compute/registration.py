@@ -12,13 +12,14 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from kubernetes_asyncio import client
 
 from kubenova.kube.client import ApiException
 from kubenova.scheduler.host_state import ZONE_LABEL
+from kubenova.timestamps import iso, now
 
 log = logging.getLogger("kubenova.compute")
 HOST_LABEL = "compute.kubenova.io/host"
@@ -42,10 +43,6 @@ class HostCapacity:
             pages // (1024 * 1024) // share,
             disk // (1024**3) // share,
         )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def node_body(name: str, capacity: HostCapacity, zone: str, hypervisor: str) -> dict:
@@ -74,7 +71,7 @@ def node_body(name: str, capacity: HostCapacity, zone: str, hypervisor: str) -> 
 
 
 def ready_condition(ready: bool, at: datetime) -> dict:
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso(at)
     return {
         "type": "Ready",
         "status": "True" if ready else "False",
@@ -114,16 +111,16 @@ class HostRegistration:
             await self.core.patch_node(
                 self.name, {"metadata": {"labels": body["metadata"]["labels"]}}
             )
-        status["conditions"] = [ready_condition(True, _now())]
+        status["conditions"] = [ready_condition(True, now())]
         await self.core.patch_node_status(self.name, {"status": status})
         await self._renew_lease()
 
     async def _renew_lease(self) -> None:
-        now = _now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        renewed = iso(now())
         spec = {
             "holderIdentity": self.name,
             "leaseDurationSeconds": LEASE_SECONDS,
-            "renewTime": now,
+            "renewTime": renewed,
         }
         try:
             await self.coordination.patch_namespaced_lease(
@@ -136,7 +133,7 @@ class HostRegistration:
                 LEASE_NAMESPACE,
                 {
                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
-                    "spec": {**spec, "acquireTime": now},
+                    "spec": {**spec, "acquireTime": renewed},
                 },
             )
 
@@ -149,7 +146,7 @@ class HostRegistration:
                 beats += 1
                 if beats % 4 == 0:
                     await self.core.patch_node_status(
-                        self.name, {"status": {"conditions": [ready_condition(True, _now())]}}
+                        self.name, {"status": {"conditions": [ready_condition(True, now())]}}
                     )
             except ApiException as err:  # keep beating; the apiserver may be restarting
                 log.warning("heartbeat of %s failed: %s", self.name, err.reason)
@@ -158,5 +155,5 @@ class HostRegistration:
 
     async def mark_stopped(self) -> None:
         await self.core.patch_node_status(
-            self.name, {"status": {"conditions": [ready_condition(False, _now())]}}
+            self.name, {"status": {"conditions": [ready_condition(False, now())]}}
         )

@@ -21,7 +21,6 @@ from kubenova import metrics
 from kubenova.conductor import states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
-from kubenova.conductor.status import iso, now, parse_time
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
 from kubenova.models.v1alpha1.states import PowerState
@@ -29,7 +28,8 @@ from kubenova.scheduler.host_state import HostState, host_states
 from kubenova.scheduler.interface import NoValidHost, RequestSpec
 from kubenova.scheduler.request import build_request_spec, resources_of
 from kubenova.scheduler.resources import Resources
-from kubenova.virt.driver import DriverError, GuestMetadata, SpawnRequest
+from kubenova.timestamps import iso, now, parse_time
+from kubenova.virt.driver import ComputeDriver, DriverError, GuestMetadata, SpawnRequest
 
 log = logging.getLogger("kubenova.conductor")
 IMAGE_WAIT_SECONDS = 0.1
@@ -51,6 +51,8 @@ class Caches:
 
     nodes: Mapping[str, Any]
     providers: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    """hosts holding a claim, by consumer (instance) uid"""
     flavors: Mapping[str, Any]
     images: Mapping[Any, Any]
     placements: Mapping[Any, Any]
@@ -221,8 +223,7 @@ class Build:
 
     async def spawn(self) -> None:
         host = self.status.get("host") or ""
-        node = Caches.one(self.caches.nodes, host)
-        driver = self.c.hosts.driver_for(host, node.labels if node else None)
+        driver = self.driver_on(host)
         if driver is None:
             raise BuildError(f"host {host} is not served by this operator", reschedule=True)
         spec = self.obj["spec"]
@@ -307,8 +308,7 @@ class Build:
         )
 
     async def cleanup_host(self, host: str) -> None:
-        node = Caches.one(self.caches.nodes, host)
-        driver = self.c.hosts.driver_for(host, node.labels if node else None)
+        driver = self.driver_on(host)
         if driver is not None:
             await driver.destroy(self.uid)
         await self.c.placement.release(host, self.uid)
@@ -318,6 +318,10 @@ class Build:
         return "; ".join(f"{a['host']}: {a['reason']}" for a in attempts)
 
     # -- lookups (watch-fed caches) ----------------------------------------------------------
+    def driver_on(self, host: str) -> ComputeDriver | None:
+        node = Caches.one(self.caches.nodes, host)
+        return self.c.hosts.driver_for(host, node.labels if node else None)
+
     def resolve_flavor(self, name: str) -> dict[str, Any]:
         flavor = Caches.one(self.caches.flavors, name)
         if flavor is None:
@@ -340,11 +344,7 @@ class Build:
 
     def claimed_host(self) -> str | None:
         """A host already holding our claim (a restart between claim and status write)."""
-        for node, store in self.caches.providers.items():
-            for allocations in store:
-                if self.uid in allocations:
-                    return node
-        return None
+        return Caches.one(self.caches.claims, self.uid)
 
     def host_states(self) -> list[HostState]:
         return host_states(

@@ -46,9 +46,6 @@ class ComputeHosts:
             compute = self.local[host] = ComputeHost(host, FakeDriver(host, fail_spawn=fail))
         return compute.driver if compute else None
 
-    def drivers(self) -> list[ComputeDriver]:
-        return [h.driver for h in self.local.values()]
-
 
 @dataclass
 class Conductor:

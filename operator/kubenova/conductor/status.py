@@ -7,13 +7,14 @@ a concurrent writer makes it fail (409) instead of being overwritten.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubenova import metrics
 from kubenova.conductor import states
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.kube.client import ApiException, Objects
+from kubenova.timestamps import iso, now, parse_time
 
 PLURAL = "instances"
 
@@ -23,19 +24,6 @@ _DONE_CONDITION = {
     states.NETWORKING: "NetworkReady",
     states.BLOCK_DEVICE_MAPPING: "BlockDevicesReady",
 }
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """RFC 3339 with microseconds: phase timings are sub-second."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _set_condition(

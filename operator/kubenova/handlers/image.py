@@ -6,8 +6,8 @@ import kopf
 
 from kubenova import GROUP, VERSION
 from kubenova.conductor.context import Conductor
-from kubenova.conductor.status import iso, now
 from kubenova.image.cache import ImageError
+from kubenova.timestamps import iso, now
 
 
 @kopf.on.resume(GROUP, VERSION, "images")
@@ -15,22 +15,22 @@ from kubenova.image.cache import ImageError
 async def import_image(body, spec, status, patch, memo, **_):
     """Fetch and verify the image once; instances wait for `active`."""
     conductor: Conductor = memo.conductor
-    if status.get("phase") in ("active", "killed") and conductor.image_cache.cached_path(
-        spec["checksum"]
-    ):
+    if status.get("phase") == "active" and conductor.image_cache.cached_path(spec["checksum"]):
         return
     try:
         path = await conductor.image_cache.fetch(spec["source"], spec["checksum"])
-        virtual = await conductor.image_cache.virtual_size(path)
+        # The declared format, never probed: a raw image could pose as qcow2.
+        virtual = await conductor.image_cache.virtual_size(path, spec.get("diskFormat", "qcow2"))
     except ImageError as err:
         patch.status.update(phase="killed", message=str(err), updatedAt=iso(now()))
         kopf.warn(body, reason="ImageKilled", message=str(err))
         return
+    size = path.stat().st_size
     patch.status.update(
         phase="active",
-        sizeBytes=path.stat().st_size,
+        sizeBytes=size,
         virtualSizeBytes=virtual,
         message=None,
         updatedAt=iso(now()),
     )
-    kopf.info(body, reason="ImageActive", message=f"verified sha256, {path.stat().st_size} bytes")
+    kopf.info(body, reason="ImageActive", message=f"verified sha256, {size} bytes")

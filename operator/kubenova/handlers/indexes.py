@@ -19,6 +19,12 @@ def providers(name, spec, **_):
     return {name: dict(spec.get("allocations") or {})}
 
 
+@kopf.index(GROUP, VERSION, "resourceproviders")
+def claims(name, spec, **_):
+    """Which hosts hold a claim of each consumer (instance uid), without scanning them all."""
+    return {uid: name for uid in spec.get("allocations") or {}}
+
+
 @kopf.index(GROUP, VERSION, "flavors")
 def flavors(name, spec, **_):
     return {name: dict(spec)}

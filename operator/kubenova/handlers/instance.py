@@ -18,13 +18,14 @@ VM_STATES: dict[str, str] = {}
 
 @kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
 async def build_instance(
-    body, memo, nodes, providers, flavors, images, placements, pods, stopped, **_
+    body, memo, nodes, providers, claims, flavors, images, placements, pods, stopped, **_
 ):
     """Drive the instance to ACTIVE or ERROR, then rest until it is deleted."""
     conductor: Conductor = memo.conductor
     caches = Caches(
         nodes=nodes,
         providers=providers,
+        claims=claims,
         flavors=flavors,
         images=images,
         placements=placements,
@@ -43,14 +44,20 @@ def track_vm_state(event, uid, status, **_):
 
 
 @kopf.on.delete(GROUP, VERSION, "instances")
-async def delete_instance(body, uid, status, memo, providers, logger, **_):
-    """Destroy the VM wherever it may be on this operator's hosts, then free every claim."""
+async def delete_instance(body, uid, status, memo, claims, logger, **_):
+    """Destroy the VM and free the claim on every host the instance was placed on.
+
+    A VM exists only on a host holding the instance's claim (spawn runs after the claim, and a
+    failed host is cleaned up before the next is tried), so those are the hosts to visit.
+    """
     conductor: Conductor = memo.conductor
     kopf.info(body, reason="Deleting", message="destroying the VM and freeing its resources")
-    await asyncio.gather(*(driver.destroy(uid) for driver in conductor.hosts.drivers()))
-    holders = {status.get("host")} | {
-        node for node, store in providers.items() for allocs in store if uid in allocs
-    }
-    for node in sorted(h for h in holders if h):
+    holders = {status.get("host"), *claims.get(uid, ())}
+    holders |= {node for node, mine in conductor.placement.own_claims.items() if uid in mine}
+    placed = sorted(h for h in holders if h)
+    # Only hosts already served here can hold a VM (a FakeDriver appears at its first spawn).
+    drivers = [conductor.hosts.local[h].driver for h in placed if h in conductor.hosts.local]
+    await asyncio.gather(*(driver.destroy(uid) for driver in drivers))
+    for node in placed:
         await conductor.placement.release(node, uid)
-    logger.info("deleted: VM destroyed, claims on %s released", sorted(h for h in holders if h))
+    logger.info("deleted: VM destroyed, claims on %s released", placed)

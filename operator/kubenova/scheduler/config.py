@@ -61,5 +61,8 @@ class SchedulerConfig(BaseModel):
         )
 
     @classmethod
-    def from_file(cls, path: Path) -> SchedulerConfig:
-        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+    def from_file(cls, path: Path | str | None) -> SchedulerConfig:
+        """The file's settings, or the defaults when no file is given."""
+        if path is None:
+            return cls()
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
