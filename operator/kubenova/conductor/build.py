@@ -229,12 +229,14 @@ class Build:
         spec = self.obj["spec"]
         flavor = self.resolve_flavor(spec["flavor"])
         image = await self.resolve_image(spec["image"])
-        try:
-            path = await self.c.image_cache.fetch(
-                image["spec"]["source"], image["spec"]["checksum"]
-            )
-        except ImageError as err:
-            raise BuildError(f"image {spec['image']}: {err}", 500) from err
+        path = None
+        if driver.uses_local_image_cache:
+            try:
+                path = await self.c.image_cache.fetch(
+                    image["spec"]["source"], image["spec"]["checksum"]
+                )
+            except ImageError as err:
+                raise BuildError(f"image {spec['image']}: {err}", 500) from err
         request = SpawnRequest(
             instance_id=self.uid,
             name=self.ref,
@@ -243,6 +245,8 @@ class Build:
             disk_gib=flavor.get("diskGiB", 0),
             image_path=path,
             image_format=image["spec"].get("diskFormat", "qcow2"),
+            image_source=image["spec"]["source"],
+            image_checksum=image["spec"]["checksum"],
             metadata=GuestMetadata(
                 instance_id=self.uid, hostname=self.name, user_data=spec.get("userData")
             ),

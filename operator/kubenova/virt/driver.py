@@ -58,11 +58,13 @@ class SpawnRequest:
     vcpus: int
     ram_mib: int
     disk_gib: int  # root disk size; 0 = the image's virtual size
-    image_path: Path  # the verified base image in the host's cache
+    image_path: Path | None  # the verified base image in the operator's cache (local drivers)
     image_format: str  # qcow2 | raw
     metadata: GuestMetadata
     interfaces: tuple[NetworkInterface, ...] = ()
     volumes: tuple[Path, ...] = ()
+    image_source: str = ""  # where the image comes from (http(s)/file URL): remote drivers
+    image_checksum: str = ""  # sha256:<hex>, verified wherever the image is fetched
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class ComputeDriver(abc.ABC):
 
     #: name used in configuration (`--driver`)
     name: str
+    #: True: the VM runs on this machine and boots from the operator's verified image cache
+    #: (SpawnRequest.image_path). False: the hypervisor fetches image_source itself (a pod, a
+    #: VMI on another node), so the conductor does not download the image first.
+    uses_local_image_cache: bool = True
 
     @abc.abstractmethod
     async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:

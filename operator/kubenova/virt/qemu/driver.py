@@ -198,6 +198,8 @@ class QemuProcessDriver(ComputeDriver):
         return lock
 
     async def _create(self, request: SpawnRequest, paths: InstancePaths) -> int:
+        if request.image_path is None:
+            raise DriverError("no local image: the conductor fetches it for this driver")
         paths.root.mkdir(parents=True)
         accel = await asyncio.to_thread(probe_accelerator, self.qemu_binary)
         await create_overlay(
