@@ -11,23 +11,30 @@ from pathlib import Path
 from kubenova.models.crd import stale_files, write
 from kubenova.models.v1alpha1 import KINDS
 
-DEFAULT_CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CRD_DIR = REPO / "crds"
+CHART_CRD_DIR = REPO / "charts" / "kubenova" / "crds"
+"""The Helm chart installs the same generated CRDs (Helm's crds/ directory)."""
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
-    directory = Path(args.dir)
+    directories = [Path(d) for d in args.dir or (DEFAULT_CRD_DIR, CHART_CRD_DIR)]
     if args.check:
-        stale = stale_files(directory, KINDS)
-        if stale:
-            print(
-                f"stale CRDs in {directory}: {', '.join(stale)}; run `kubenova crds`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{len(KINDS)} CRDs in {directory} match the models")
-        return 0
-    for path in write(directory, KINDS):
-        print(path)
+        failed = False
+        for directory in directories:
+            stale = stale_files(directory, KINDS)
+            if stale:
+                print(
+                    f"stale CRDs in {directory}: {', '.join(stale)}; run `kubenova crds`",
+                    file=sys.stderr,
+                )
+                failed = True
+            else:
+                print(f"{len(KINDS)} CRDs in {directory} match the models")
+        return 1 if failed else 0
+    for directory in directories:
+        for path in write(directory, KINDS):
+            print(path)
     return 0
 
 
@@ -69,14 +76,22 @@ def cmd_operator(args: argparse.Namespace) -> int:
             state_dir=Path(args.state_dir),
             hosts=args.hosts,
             driver=args.driver,
+            pod_image=args.pod_image,
+            vm_namespace=args.vm_namespace,
+            kubevirt_container_disk=args.kubevirt_container_disk,
             metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
             boot_timeout=args.boot_timeout,
             scheduler=scheduler,
+            admission=args.admission,
+            webhook_listen=args.webhook_listen,
+            webhook_host=args.webhook_host,
+            webhook_cert_dir=args.webhook_cert_dir,
         )
     except (ValidationError, OSError) as err:
         print(f"kubenova operator: invalid configuration: {err}", file=sys.stderr)
         return 2
-    run(config, verbose=args.verbose)
+    run(config, verbose=args.verbose, liveness=args.liveness)
     return 0
 
 
@@ -99,12 +114,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0 if result.ranking else 1
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from kubenova.virt.qemu.launcher import main
+
+    ready = Path(args.ready_file) if args.ready_file else None
+    return main(args.spec, Path(args.workdir), ready, args.qemu, args.shutdown_grace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubenova", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    crds = sub.add_parser("crds", help="write crds/*.yaml from the pydantic models")
-    crds.add_argument("--dir", default=str(DEFAULT_CRD_DIR))
+    crds = sub.add_parser("crds", help="write crds/*.yaml and the chart's from the models")
+    crds.add_argument(
+        "--dir",
+        action="append",
+        help="write or check this directory (repeatable; default: crds/ and the chart's crds/)",
+    )
     crds.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
     crds.set_defaults(func=cmd_crds)
 
@@ -114,11 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     op = sub.add_parser("operator", help="run the operator (uses $KUBECONFIG)")
     op.add_argument("--state-dir", default=".kubenova/state")
-    op.add_argument("--hosts", type=int, default=1, help="embedded compute hosts to register")
+    op.add_argument(
+        "--hosts",
+        type=int,
+        help="embedded compute hosts to register (default 1; 0 with --driver pod|kubevirt)",
+    )
     op.add_argument("--metrics-port", type=int, default=9464, help="0 disables metrics")
+    op.add_argument("--metrics-host", default="127.0.0.1", help="0.0.0.0 in a pod")
+    op.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="kopf's health endpoint for probes, e.g. http://0.0.0.0:8080/healthz",
+    )
     op.add_argument("--boot-timeout", type=float, default=300.0)
-    op.add_argument("--driver", choices=("qemu", "fake"), default="qemu")
+    op.add_argument("--driver", choices=("qemu", "fake", "pod", "kubevirt"), default="qemu")
+    op.add_argument("--pod-image", default="kubenova-launcher:dev", help="pod driver's image")
+    op.add_argument("--vm-namespace", help="pod/kubevirt: namespace of the VM objects")
+    op.add_argument(
+        "--kubevirt-container-disk",
+        help="kubevirt: containerDisk image template, e.g. registry/images:{checksum}",
+    )
     op.add_argument("--scheduler-config", help="YAML file (e.g. a mounted ConfigMap)")
+    op.add_argument(
+        "--admission", action="store_true", help="serve the validating admission webhook"
+    )
+    op.add_argument("--webhook-listen", default="127.0.0.1:9443", metavar="HOST:PORT")
+    op.add_argument(
+        "--webhook-host", help="the name or IP the apiserver dials (default: the listen host)"
+    )
+    op.add_argument("--webhook-cert-dir", help="TLS files (default: <state-dir>/webhook)")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
 
@@ -139,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hosts", type=int, default=1)
     run.add_argument("--timeout", type=float, default=300.0)
     run.set_defaults(func=cmd_run)
+
+    launch = sub.add_parser(
+        "launch", help="run one VM in the foreground (the QEMU pod driver's container)"
+    )
+    launch.add_argument("--spec", help="the launch spec, JSON (default: $KUBENOVA_LAUNCH_SPEC)")
+    launch.add_argument("--workdir", default="/var/lib/kubenova", help="image cache and VM files")
+    launch.add_argument("--ready-file", help="written once the guest booted (<workdir>/ready)")
+    launch.add_argument("--qemu", default="qemu-system-x86_64")
+    launch.add_argument(
+        "--shutdown-grace", type=float, default=20.0, help="seconds for ACPI power-off on SIGTERM"
+    )
+    launch.set_defaults(func=cmd_launch)
     return parser
 
 

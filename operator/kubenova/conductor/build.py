@@ -12,6 +12,7 @@ import logging
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,13 +24,24 @@ from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
+from kubenova.metadata.network_config import NicConfig, network_config
 from kubenova.models.v1alpha1.states import PowerState
+from kubenova.network.ipam import Subnet, port_name
+from kubenova.network.ports import Owner, PortError
+from kubenova.quota import QuotaExceeded, instance_usage
 from kubenova.scheduler.host_state import HostState, host_states
 from kubenova.scheduler.interface import NoValidHost, RequestSpec
 from kubenova.scheduler.request import build_request_spec, resources_of
 from kubenova.scheduler.resources import Resources
 from kubenova.timestamps import iso, now, parse_time
-from kubenova.virt.driver import ComputeDriver, DriverError, GuestMetadata, SpawnRequest
+from kubenova.virt.driver import (
+    ComputeDriver,
+    DriverError,
+    GuestMetadata,
+    NetworkInterface,
+    SpawnRequest,
+)
+from kubenova.volume.attachments import AttachError, attached_to
 
 log = logging.getLogger("kubenova.conductor")
 IMAGE_WAIT_SECONDS = 0.1
@@ -59,6 +71,10 @@ class Caches:
     """instance placement by ("host", h), ("name", ns, name), ("group", ns, group)"""
     pods: Mapping[str, Any]
     """requests of ordinary pods by node name"""
+    networks: Mapping[Any, Any]
+    """Network name, uid and spec by (namespace, name)"""
+    port_addresses: Mapping[Any, Any]
+    """addresses held by Ports by (namespace, network)"""
 
     @staticmethod
     def one(index: Mapping[Any, Any], key: Any) -> Any:
@@ -129,6 +145,16 @@ class Build:
 
     # -- steps -------------------------------------------------------------------------------
     async def accept(self) -> None:
+        """Count the instance against its namespace's quota (Nova's recheck: the webhook saw
+        the usage before concurrent creates), then start scheduling. Keyed by uid, so a
+        restart that repeats this step finds its reservation."""
+        flavor = self.resolve_flavor(self.obj["spec"]["flavor"])
+        try:
+            await self.c.quotas.reserve(
+                self.namespace, self.uid, instance_usage(flavor), kind="Instance", name=self.name
+            )
+        except QuotaExceeded as err:
+            raise BuildError(str(err), 403) from err
         await self._move(
             states.SCHEDULING,
             "Scheduling",
@@ -208,18 +234,48 @@ class Build:
         return build_request_spec(self.obj, flavor, image["spec"], group, placements)
 
     async def network(self) -> None:
-        if self.obj["spec"].get("networks"):
-            raise BuildError(
-                "this kubenova version cannot attach networks yet; remove spec.networks", 400
+        """One Port per requested network (neutron's allocate_for_instance)."""
+        requests = self.obj["spec"].get("networks") or []
+        if not requests:
+            await self._move(
+                states.BLOCK_DEVICE_MAPPING, "Networked", "no ports requested", addresses=[]
             )
-        await self._move(states.BLOCK_DEVICE_MAPPING, "Networked", "no ports requested")
+            return
+        owner = Owner(self.namespace, self.name, self.uid)
+        existing = await self.c.ports.of_instance(owner)
+        allocations = []
+        for request in requests:
+            network = self.resolve_network(request["network"])
+            held = self.caches.port_addresses.get((self.namespace, request["network"])) or ()
+            try:
+                allocation = await self.c.ports.allocate(
+                    owner, network, request.get("fixedIp"), set(held), existing
+                )
+            except PortError as err:
+                raise BuildError(str(err), err.code) from err
+            allocations.append(allocation)
+        host = self.status.get("host")
+        for allocation in allocations:
+            await self.c.ports.set_phase(allocation.port, self.namespace, "BUILD", host)
+        addresses = [{"network": a.network, "ip": a.ip, "mac": a.mac} for a in allocations]
+        await self._move(
+            states.BLOCK_DEVICE_MAPPING,
+            "Networked",
+            "ports allocated: " + ", ".join(f"{a.ip} on {a.network}" for a in allocations),
+            addresses=addresses,
+        )
 
     async def map_block_devices(self) -> None:
-        if self.obj["spec"].get("volumes"):
-            raise BuildError(
-                "this kubenova version cannot attach volumes yet; remove spec.volumes", 400
-            )
-        await self._move(states.SPAWNING, "BlockDevicesMapped", "root disk only")
+        """Attach the requested volumes (cinder's reserve + attach, one CAS per volume)."""
+        names = [v["volume"] for v in self.obj["spec"].get("volumes") or []]
+        host = self.status.get("host") or ""
+        for name in names:
+            try:
+                await self.c.attachments.attach(self.namespace, name, self.name, self.uid, host)
+            except AttachError as err:
+                raise BuildError(str(err), err.code) from err
+        message = f"attached volumes {', '.join(names)}" if names else "root disk only"
+        await self._move(states.SPAWNING, "BlockDevicesMapped", message)
 
     async def spawn(self) -> None:
         host = self.status.get("host") or ""
@@ -247,9 +303,13 @@ class Build:
             image_format=image["spec"].get("diskFormat", "qcow2"),
             image_source=image["spec"]["source"],
             image_checksum=image["spec"]["checksum"],
-            metadata=GuestMetadata(
-                instance_id=self.uid, hostname=self.name, user_data=spec.get("userData")
+            image_properties=dict(image["spec"].get("properties") or {}),
+            metadata=await self.guest_metadata(),
+            interfaces=tuple(
+                NetworkInterface(mac=a["mac"], ip=a["ip"], network=a["network"])
+                for a in self.status.get("addresses") or []
             ),
+            volumes=await self.attached_volume_paths(),
         )
         try:
             info = await driver.spawn(request, self.c.boot_timeout)
@@ -259,6 +319,9 @@ class Build:
         created = parse_time(self.obj["metadata"]["creationTimestamp"])
         metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
         self.c.failed_builds.pop(host, None)
+        for address in self.status.get("addresses") or []:
+            port = port_name(address["network"], address["ip"])
+            await self.c.ports.set_phase(port, self.namespace, "ACTIVE", host)
         await self._move(
             states.ACTIVE,
             "Active",
@@ -267,6 +330,51 @@ class Build:
             launchedAt=iso(booted),
             alternates=None,
         )
+
+    async def guest_metadata(self) -> GuestMetadata:
+        """What the metadata service would serve: hostname, keys, user-data, network."""
+        spec = self.obj["spec"]
+        keys: tuple[str, ...] = ()
+        if spec.get("keyName"):
+            keys = (await self.resolve_keypair(spec["keyName"]),)
+        nics = []
+        for address in self.status.get("addresses") or []:
+            network = self.resolve_network(address["network"])["spec"]
+            nics.append(
+                NicConfig(
+                    mac=address["mac"],
+                    address=address["ip"],
+                    prefix=Subnet.of_spec(network).prefix,
+                    gateway=network.get("gateway"),
+                    dns_servers=tuple(network.get("dnsServers") or ()),
+                    mtu=network.get("mtu"),
+                )
+            )
+        return GuestMetadata(
+            instance_id=self.uid,
+            hostname=self.name,
+            user_data=spec.get("userData"),
+            public_keys=keys,
+            network_config=network_config(nics),
+        )
+
+    async def attached_volume_paths(self) -> tuple[Path, ...]:
+        paths = []
+        for attachment in self.obj["spec"].get("volumes") or []:
+            name = attachment["volume"]
+            try:
+                volume = await self.c.objects.get("volumes", name, self.namespace)
+            except ApiException as err:
+                if err.status == 404:
+                    raise BuildError(f"Volume {name} could not be found", 404) from err
+                raise
+            if not attached_to(volume, self.uid):
+                raise BuildError(f"Volume {name} is no longer attached to {self.name}", 409)
+            path = self.c.volumes.path(volume["metadata"]["uid"])
+            if not path.is_file():
+                raise BuildError(f"Volume {name} has no disk on the backend ({path})", 500)
+            paths.append(path)
+        return tuple(paths)
 
     # -- failure -----------------------------------------------------------------------------
     async def fail(self, step: State, err: BuildError) -> None:
@@ -278,6 +386,9 @@ class Build:
             attempts.append({"host": host, "reason": str(err)[:4000], "time": iso(now())})
             self.c.failed_builds[host] += 1
             await self.cleanup_host(host)
+        # Ports and volumes go back once the VM is gone: a reschedule allocates afresh, an
+        # instance in ERROR holds nothing.
+        await self.c.release_tenant_resources(self.namespace, self.name, self.uid, self.obj["spec"])
         alternates = self.status.get("alternates") or []
         if (
             err.reschedule
@@ -292,6 +403,7 @@ class Build:
                 f"build failed on {host}; trying {alternates[0]}: {err}",
                 host=None,
                 attempts=attempts,
+                addresses=[],
             )
             return
         details = err.details or self.attempts_text(attempts)
@@ -309,6 +421,7 @@ class Build:
             attempts=attempts,
             host=None,
             alternates=None,
+            addresses=[],
         )
 
     async def cleanup_host(self, host: str) -> None:
@@ -331,6 +444,21 @@ class Build:
         if flavor is None:
             raise BuildError(f"Flavor {name} could not be found", 404)
         return flavor
+
+    def resolve_network(self, name: str) -> dict[str, Any]:
+        network = Caches.one(self.caches.networks, (self.namespace, name))
+        if network is None:
+            raise BuildError(f"Network {name} could not be found", 404)
+        return network
+
+    async def resolve_keypair(self, name: str) -> str:
+        try:
+            keypair = await self.c.objects.get("keypairs", name, self.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                raise BuildError(f"Keypair {name} could not be found", 404) from err
+            raise
+        return keypair["spec"]["publicKey"]
 
     async def resolve_image(self, name: str) -> dict[str, Any]:
         """The Image once active; waits while glance is still fetching and verifying it."""

@@ -33,7 +33,7 @@ ERROR = State(VmState.ERROR, None)
 BUILD_STEPS: tuple[State, ...] = (SCHEDULING, NETWORKING, BLOCK_DEVICE_MAPPING, SPAWNING)
 
 _ALLOWED: dict[State, frozenset[State]] = {
-    NEW: frozenset({SCHEDULING}),
+    NEW: frozenset({SCHEDULING, ERROR}),  # ERROR: refused at acceptance (quota, no flavor)
     SCHEDULING: frozenset({NETWORKING, ERROR}),
     NETWORKING: frozenset({BLOCK_DEVICE_MAPPING, SCHEDULING, ERROR}),
     BLOCK_DEVICE_MAPPING: frozenset({SPAWNING, SCHEDULING, ERROR}),

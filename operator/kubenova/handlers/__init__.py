@@ -3,4 +3,12 @@
 Importing this package registers every handler with kopf's default registry.
 """
 
-from kubenova.handlers import image, indexes, instance, lifecycle  # noqa: F401
+from kubenova.handlers import (  # noqa: F401
+    image,
+    indexes,
+    instance,
+    keypair,
+    lifecycle,
+    network,
+    volume,
+)

@@ -7,6 +7,7 @@ import kopf
 from kubenova import GROUP, VERSION
 from kubenova.compute.registration import HOST_LABEL
 from kubenova.scheduler.host_state import NodeSummary, pod_requests
+from kubenova.virt.cluster import INSTANCE_UID_LABEL
 
 
 @kopf.index("nodes", labels={HOST_LABEL: "true"})
@@ -49,8 +50,9 @@ def placements(namespace, name, uid, spec, status, **_):
     return keys
 
 
-def _not_terminal(status, **_):
-    return status.get("phase") not in ("Succeeded", "Failed")
+def _not_terminal(status, labels, **_):
+    # Nor a VM pod of kubenova's pod driver: its instance's claim already counts on the host.
+    return status.get("phase") not in ("Succeeded", "Failed") and INSTANCE_UID_LABEL not in labels
 
 
 @kopf.index("pods", when=_not_terminal)
@@ -60,3 +62,14 @@ def pods(spec, **_):
     if not node:
         return {}
     return {node: pod_requests(spec)}
+
+
+@kopf.index(GROUP, VERSION, "networks")
+def network_specs(namespace, name, uid, spec, **_):
+    return {(namespace, name): {"metadata": {"name": name, "uid": uid}, "spec": dict(spec)}}
+
+
+@kopf.index(GROUP, VERSION, "ports")
+def port_addresses(namespace, spec, **_):
+    """Addresses held on each network: where an allocation starts looking for a free one."""
+    return {(namespace, spec["network"]): spec["ipAddress"]}

@@ -18,7 +18,19 @@ VM_STATES: dict[str, str] = {}
 
 @kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
 async def build_instance(
-    body, memo, nodes, providers, claims, flavors, images, placements, pods, stopped, **_
+    body,
+    memo,
+    nodes,
+    providers,
+    claims,
+    flavors,
+    images,
+    placements,
+    pods,
+    network_specs,
+    port_addresses,
+    stopped,
+    **_,
 ):
     """Drive the instance to ACTIVE or ERROR, then rest until it is deleted."""
     conductor: Conductor = memo.conductor
@@ -30,6 +42,8 @@ async def build_instance(
         images=images,
         placements=placements,
         pods=pods,
+        networks=network_specs,
+        port_addresses=port_addresses,
     )
     await Build(conductor, body, caches, event_emitter(body)).drive()
     await stopped.wait()
@@ -44,7 +58,7 @@ def track_vm_state(event, uid, status, **_):
 
 
 @kopf.on.delete(GROUP, VERSION, "instances")
-async def delete_instance(body, uid, status, memo, claims, logger, **_):
+async def delete_instance(body, name, namespace, uid, spec, status, memo, claims, logger, **_):
     """Destroy the VM and free the claim on every host the instance was placed on.
 
     A VM exists only on a host holding the instance's claim (spawn runs after the claim, and a
@@ -55,9 +69,16 @@ async def delete_instance(body, uid, status, memo, claims, logger, **_):
     holders = {status.get("host"), *claims.get(uid, ())}
     holders |= {node for node, mine in conductor.placement.own_claims.items() if uid in mine}
     placed = sorted(h for h in holders if h)
-    # Only hosts already served here can hold a VM (a FakeDriver appears at its first spawn).
-    drivers = [conductor.hosts.local[h].driver for h in placed if h in conductor.hosts.local]
+    # Hosts served here, and any host of a cluster driver (its VMs outlive this process).
+    drivers = [d for h in placed if (d := conductor.hosts.serving(h)) is not None]
     await asyncio.gather(*(driver.destroy(uid) for driver in drivers))
     for node in placed:
         await conductor.placement.release(node, uid)
-    logger.info("deleted: VM destroyed, claims on %s released", placed)
+    addresses, volumes = await conductor.release_tenant_resources(namespace, name, uid, spec)
+    await conductor.quotas.release(namespace, uid)  # last: nothing of it is in use now
+    logger.info(
+        "deleted: VM destroyed, claims on %s released, addresses %s freed, volumes %s detached",
+        placed,
+        addresses,
+        volumes,
+    )

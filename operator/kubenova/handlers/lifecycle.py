@@ -10,16 +10,21 @@ from prometheus_client import REGISTRY
 
 from kubenova import GROUP, metrics
 from kubenova.compute.registration import HostCapacity, HostRegistration
-from kubenova.conductor.context import ComputeHost, ComputeHosts, Conductor
+from kubenova.conductor.context import ComputeHost, ComputeHosts, Conductor, cluster_driver_for
 from kubenova.conductor.status import StatusWriter
 from kubenova.config import OperatorConfig
 from kubenova.handlers.instance import VM_STATES
 from kubenova.image.cache import ImageCache
+from kubenova.kube import permissions
 from kubenova.kube.client import Objects, new_api_client
+from kubenova.network.ports import Ports
+from kubenova.quota.ledger import Quotas
 from kubenova.scheduler.filter_scheduler import FilterScheduler
 from kubenova.scheduler.placement import Placement
 from kubenova.virt.fake import FakeDriver
 from kubenova.virt.qemu.driver import QemuProcessDriver
+from kubenova.volume.attachments import Attachments
+from kubenova.volume.backend import VolumeBackend
 
 log = logging.getLogger("kubenova.operator")
 
@@ -40,8 +45,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     # only look again when the daemon's whole cancellation_timeout has passed.
     settings.background.instant_exit_timeout = 30
     settings.networking.connect_timeout = 10
+    # Resources are discovered once, at start: kopf needs no access to CRDs (least privilege;
+    # restart the operator after adding a CRD version).
+    settings.scanning.disabled = True
 
     api = await new_api_client()
+    try:  # every permission this configuration needs, or stop now naming the missing ones
+        await permissions.verify(api, config)
+    except permissions.MissingPermissions as err:
+        await api.close()
+        log.error("%s", err)
+        raise kopf.PermanentError(f"missing {len(err.missing)} permission(s); see above") from None
     objects = Objects(api)
     placement = Placement(objects)
     state_dir = config.state_dir.resolve()
@@ -52,7 +66,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
         scheduler=FilterScheduler(placement, config.scheduler),
         placement=placement,
         image_cache=ImageCache(state_dir / "_base"),
-        hosts=ComputeHosts(fake_everywhere=config.driver == "fake"),
+        ports=Ports(objects),
+        attachments=Attachments(objects),
+        volumes=VolumeBackend(state_dir / "volumes"),
+        quotas=Quotas(objects),
+        hosts=ComputeHosts(
+            fake_everywhere=config.driver == "fake",
+            cluster_driver=cluster_driver_for(config, api),
+        ),
         scheduling=config.scheduler,
         boot_timeout=config.boot_timeout,
     )

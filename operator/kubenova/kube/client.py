@@ -37,12 +37,16 @@ class Objects:
             GROUP, VERSION, namespace, plural, name
         )
 
-    async def list(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, plural: str, namespace: str | None = None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
         if namespace is None:
-            result = await self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            result = await self._custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, label_selector=label_selector
+            )
         else:
             result = await self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural
+                GROUP, VERSION, namespace, plural, label_selector=label_selector
             )
         return result["items"]
 
@@ -63,6 +67,18 @@ class Objects:
             )
         return await self._custom.replace_namespaced_custom_object(
             GROUP, VERSION, meta["namespace"], plural, meta["name"], body
+        )
+
+    async def patch(
+        self, plural: str, name: str, namespace: str | None, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """JSON merge patch of the object (a key set to None is removed)."""
+        if namespace is None:
+            return await self._custom.patch_cluster_custom_object(
+                GROUP, VERSION, plural, name, patch, _content_type=MERGE_PATCH
+            )
+        return await self._custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH
         )
 
     async def patch_status(

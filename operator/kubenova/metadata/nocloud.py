@@ -33,7 +33,8 @@ def seed_files(metadata: GuestMetadata) -> dict[str, str]:
     if metadata.public_keys:
         meta["public-keys"] = list(metadata.public_keys)
     files = {
-        "meta-data": yaml.safe_dump(meta, default_flow_style=False, sort_keys=False),
+        # No line folding: the guest reads each public key from one line.
+        "meta-data": yaml.safe_dump(meta, default_flow_style=False, sort_keys=False, width=1 << 20),
         "user-data": metadata.user_data if metadata.user_data is not None else EMPTY_USER_DATA,
     }
     if metadata.network_config is not None:

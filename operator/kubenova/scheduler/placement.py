@@ -8,20 +8,14 @@ re-evaluated on fresh data, exactly as placement retries on a generation conflic
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 
 from kubenova.kube.client import ApiException, Objects
+from kubenova.kube.retry import conflict_backoff as _backoff
 from kubenova.scheduler.resources import Resources
 
 PLURAL = "resourceproviders"
 log = logging.getLogger("kubenova.scheduler.placement")
-
-
-async def _backoff(attempt: int) -> None:
-    """Jittered, growing pause after a lost race, so the losers do not collide again at once."""
-    await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
 
 
 class ClaimConflict(Exception):
@@ -100,19 +94,22 @@ class Placement:
         raise ClaimConflict(f"could not claim on {node}: too many concurrent updates")
 
     async def release(self, node: str, consumer_uid: str) -> bool:
-        """Drop the consumer's allocation on `node`; True if there was one."""
+        """Drop the consumer's allocation on `node`; True if there was one.
+
+        No compare-and-swap: removing one key of the allocations map is a merge patch the
+        apiserver applies atomically, and it never needs a capacity check, so any number of
+        concurrent releases (a mass delete) go through without conflicts.
+        """
         self.own_claims.get(node, {}).pop(consumer_uid, None)
-        for attempt in range(self.retries):
-            provider = await self._get(node)
-            allocations = ((provider or {}).get("spec") or {}).get("allocations") or {}
-            if consumer_uid not in allocations:
-                return False
-            del allocations[consumer_uid]
-            try:
-                await self.objects.replace(PLURAL, provider)
-                return True
-            except ApiException as err:
-                if err.status not in (404, 409):
-                    raise
-                await _backoff(attempt)
-        raise ClaimConflict(f"could not release on {node}: too many concurrent updates")
+        provider = await self._get(node)
+        allocations = ((provider or {}).get("spec") or {}).get("allocations") or {}
+        if consumer_uid not in allocations:
+            return False
+        patch = {"spec": {"allocations": {consumer_uid: None}}}
+        try:
+            await self.objects.patch(PLURAL, node, None, patch)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            return False
+        return True

@@ -7,12 +7,15 @@ Contracts (each implementation must keep them):
 - spawn() is idempotent per instance id: if a VM for the id is already running it is adopted
   (waited for) rather than started twice. This is what makes an operator restart safe.
 - destroy() succeeds when the instance is already gone, and removes every file of it.
-- Drivers never write Kubernetes objects: they return results; the conductor writes status.
+- Drivers never write an Instance: they return results; the conductor writes its status. A
+  driver whose VM is itself a Kubernetes object (the pod and KubeVirt drivers: a Pod, a
+  VirtualMachineInstance) creates, reads and deletes that object, and nothing else.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +68,8 @@ class SpawnRequest:
     volumes: tuple[Path, ...] = ()
     image_source: str = ""  # where the image comes from (http(s)/file URL): remote drivers
     image_checksum: str = ""  # sha256:<hex>, verified wherever the image is fetched
+    image_properties: Mapping[str, str] = field(default_factory=dict)
+    """the Image's properties (e.g. KubeVirt's containerDisk reference)"""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from kubenova.models.base import AGE, CRDInfo, KubeModel, PrinterColumn, Resource, cel
@@ -28,8 +30,21 @@ class QuotaUsage(KubeModel):
     gigabytes: int = 0
 
 
+class QuotaAllocation(QuotaUsage):
+    """One consumer's entry in the ledger, keyed by its uid."""
+
+    kind: Literal["Instance", "Volume"]
+    name: str | None = Field(default=None, max_length=253)
+    """The consumer's name, for people reading the ledger."""
+
+
 class QuotaStatus(KubeModel):
+    """The ledger, written only by the operator with a resourceVersion precondition."""
+
     used: QuotaUsage | None = None
+    """The sum of `allocations`."""
+    allocations: dict[str, QuotaAllocation] = Field(default_factory=dict)
+    """What each Instance and Volume (by uid) counts against the quota."""
 
 
 class Quota(Resource):
@@ -42,6 +57,8 @@ class Quota(Resource):
             PrinterColumn("Cores", ".spec.cores", "integer"),
             PrinterColumn("RAM(MiB)", ".spec.ramMiB", "integer"),
             PrinterColumn("Used-Instances", ".status.used.instances", "integer"),
+            PrinterColumn("Used-Cores", ".status.used.cores", "integer"),
+            PrinterColumn("Used-RAM(MiB)", ".status.used.ramMiB", "integer"),
             AGE,
         ),
         rules=(

@@ -47,7 +47,9 @@ class VolumeSpec(KubeModel):
 class VolumeStatus(KubeModel):
     phase: VolumePhase | None = None
     attached_to: str | None = None
-    """The Instance using the volume."""
+    """The Instance using the volume (its name)."""
+    attached_to_uid: str | None = None
+    """That Instance's uid: an instance re-created under the same name is another one."""
     host: str | None = None
     message: str | None = None
 

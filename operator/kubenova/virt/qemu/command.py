@@ -33,9 +33,18 @@ def volume_format(path: Path) -> str:
 
 
 def build_argv(
-    request: SpawnRequest, paths: InstancePaths, accel: str, qemu_binary: str
+    request: SpawnRequest,
+    paths: InstancePaths,
+    accel: str,
+    qemu_binary: str,
+    *,
+    daemonize: bool = True,
 ) -> list[str]:
-    """argv for a daemonized qemu; run it with cwd=paths.root (see QMP_SOCKET)."""
+    """argv for a daemonized qemu; run it with cwd=paths.root (see QMP_SOCKET).
+
+    daemonize=False: qemu stays in the foreground, the child of whoever started it (the
+    launcher in a pod); it still writes its pidfile, so the same files describe the VM.
+    """
     argv = [
         qemu_binary,
         "-name", f"guest={opt(request.name)},debug-threads=on",
@@ -47,8 +56,7 @@ def build_argv(
         "-m", f"{request.ram_mib}M",
         "-no-user-config", "-nodefaults", "-display", "none", "-vga", "none",
         "-rtc", "base=utc",
-        # Outlives the operator, so a restarted operator adopts it (found by pidfile + uuid).
-        "-daemonize", "-pidfile", str(paths.pidfile),
+        "-pidfile", str(paths.pidfile),
         "-chardev", f"file,id=serial0,path={opt(paths.console)},append=on",
         "-serial", "chardev:serial0",
         "-chardev", f"socket,id=qmp,path={QMP_SOCKET},server=on,wait=off",
@@ -59,6 +67,9 @@ def build_argv(
         "-drive", f"file={opt(paths.seed)},if=none,id=seed,format=raw,readonly=on",
         "-device", "virtio-blk-pci,drive=seed",
     ]  # fmt: skip
+    if daemonize:
+        # Outlives the operator, so a restarted operator adopts it (found by pidfile + uuid).
+        argv.insert(argv.index("-pidfile"), "-daemonize")
     for index, volume in enumerate(request.volumes):
         argv += [
             "-drive",

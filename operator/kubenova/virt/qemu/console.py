@@ -6,7 +6,10 @@ the qemu process starting, is what "booted" means (DESIGN §5).
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 BOOT_ANNOUNCEMENT = "kubenova-guest booted hostname={hostname} instance-id={instance_id}"
@@ -45,3 +48,42 @@ def read_log(path: Path, offset: int = 0) -> str:
 
 def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def console_note(text: str) -> str:
+    """The end of a console log for an error message."""
+    return f"console:\n{tail(text)}" if text.strip() else "the console is empty"
+
+
+@dataclass(frozen=True)
+class BootWatch:
+    """What watch_for_boot saw: the announcement, or why it stopped looking."""
+
+    boot: dict[str, str] | None
+    text: str
+    """the console from the watch's offset, as last read"""
+    exited: bool = False
+    """the VM's process ended before announcing (else: the deadline passed)"""
+
+
+async def watch_for_boot(
+    console: Path,
+    offset: int,
+    alive: Callable[[], bool],
+    deadline: float | None,
+    interval: float = 0.1,
+) -> BootWatch:
+    """Poll `console` from `offset` for the boot announcement while `alive()` holds, until the
+    loop time `deadline` (None: no limit). Shared by the process driver and the pod launcher."""
+    loop = asyncio.get_running_loop()
+    while True:
+        running = alive()  # before reading: a VM that announced and then died still counts
+        text = await asyncio.to_thread(read_log, console, offset)
+        boot = parse_boot_line(text)
+        if boot is not None:
+            return BootWatch(boot, text)
+        if not running:
+            return BootWatch(None, text, exited=True)
+        if deadline is not None and loop.time() >= deadline:
+            return BootWatch(None, text)
+        await asyncio.sleep(interval)

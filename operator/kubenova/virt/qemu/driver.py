@@ -15,11 +15,10 @@ import logging
 import re
 import shutil
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
-from kubenova.metadata.nocloud import SeedError, build_seed
+from kubenova.metadata.nocloud import SeedError
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.tools import ToolNotFound, find_tool
 from kubenova.virt.driver import (
@@ -31,24 +30,23 @@ from kubenova.virt.driver import (
     SpawnRequest,
 )
 from kubenova.virt.qemu import process, qmp
-from kubenova.virt.qemu.accel import probe_accelerator
-from kubenova.virt.qemu.command import QMP_SOCKET, build_argv
+from kubenova.virt.qemu.command import QMP_SOCKET
 from kubenova.virt.qemu.console import (
     BOOT_ANNOUNCEMENT,
     BOOT_MARKER,
+    console_note,
     log_size,
     parse_boot_line,
     read_log,
-    tail,
+    watch_for_boot,
 )
-from kubenova.virt.qemu.overlay import create_overlay
 from kubenova.virt.qemu.paths import InstancePaths
+from kubenova.virt.qemu.prepare import prepare_instance
 from kubenova.virt.qemu.tool import run_tool
 
 __all__ = ["BOOT_ANNOUNCEMENT", "BOOT_MARKER", "QemuProcessDriver", "parse_boot_line"]
 
 log = logging.getLogger("kubenova.virt.qemu")
-T = TypeVar("T")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: How long the daemonizing qemu may take to set the VM up (its parent exits once it has).
@@ -200,14 +198,10 @@ class QemuProcessDriver(ComputeDriver):
     async def _create(self, request: SpawnRequest, paths: InstancePaths) -> int:
         if request.image_path is None:
             raise DriverError("no local image: the conductor fetches it for this driver")
-        paths.root.mkdir(parents=True)
-        accel = await asyncio.to_thread(probe_accelerator, self.qemu_binary)
-        await create_overlay(
-            self.qemu_img, request.image_path, request.image_format, paths.disk, request.disk_gib
+        argv = await prepare_instance(
+            request, paths, request.image_path, self.qemu_binary, self.qemu_img
         )
-        await _in_thread(build_seed, request.metadata, paths.seed)
-        argv = build_argv(request, paths, accel, self.qemu_binary)
-        paths.launch.write_text(json.dumps(argv))
+        accel = process.argument_after(argv, "-accel")
         log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)
         return await self._start(request.instance_id, paths, argv)
 
@@ -218,7 +212,7 @@ class QemuProcessDriver(ComputeDriver):
         pid = process.pid_from_file(paths.pidfile, instance_id)
         if pid is None:
             text = await asyncio.to_thread(read_log, paths.console)
-            raise DriverError(f"qemu exited right after starting; {_console_note(text)}")
+            raise DriverError(f"qemu exited right after starting; {console_note(text)}")
         return pid
 
     async def _wait_for_boot(
@@ -231,20 +225,20 @@ class QemuProcessDriver(ComputeDriver):
         error: type[DriverError] = SpawnFailed,
     ) -> InstanceInfo:
         """Poll the console from `offset` for the boot announcement while qemu lives."""
-        loop = asyncio.get_running_loop()
-        while True:
-            alive = process.is_instance_process(pid, instance_id)
-            text = await asyncio.to_thread(read_log, paths.console, offset)
-            boot = parse_boot_line(text)
-            if boot is not None:
-                if boot["instance-id"] != instance_id:
-                    log.warning("%s booted without its metadata: %s", instance_id, boot)
-                return self._info(instance_id, paths, pid, boot)
-            if not alive:
-                raise error(f"qemu exited before the guest booted; {_console_note(text)}")
-            if loop.time() >= deadline:
-                raise error(f"the guest did not announce its boot in time; {_console_note(text)}")
-            await asyncio.sleep(POLL_INTERVAL)
+        seen = await watch_for_boot(
+            paths.console,
+            offset,
+            lambda: process.is_instance_process(pid, instance_id),
+            deadline,
+            POLL_INTERVAL,
+        )
+        if seen.boot is not None:
+            if seen.boot["instance-id"] != instance_id:
+                log.warning("%s booted without its metadata: %s", instance_id, seen.boot)
+            return self._info(instance_id, paths, pid, seen.boot)
+        if seen.exited:
+            raise error(f"qemu exited before the guest booted; {console_note(seen.text)}")
+        raise error(f"the guest did not announce its boot in time; {console_note(seen.text)}")
 
     def _info(
         self, instance_id: str, paths: InstancePaths, pid: int, boot: dict[str, str] | None
@@ -302,23 +296,6 @@ class QemuProcessDriver(ComputeDriver):
     async def _remove(self, instance_id: str, paths: InstancePaths) -> None:
         await self._stop_all(instance_id, paths)
         await asyncio.to_thread(shutil.rmtree, paths.root, ignore_errors=True)
-
-
-def _console_note(text: str) -> str:
-    return f"console:\n{tail(text)}" if text.strip() else "the console is empty"
-
-
-async def _in_thread(func: Callable[..., T], *args: object) -> T:
-    """asyncio.to_thread, but a cancelled caller waits for the thread to finish: the cleanup
-    that follows must not race a thread still writing into the instance directory."""
-    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait([future])
-        if not future.cancelled():
-            future.exception()  # mark it retrieved: the cancellation is what propagates
-        raise
 
 
 async def _finish(cleanup: Awaitable[None]) -> None:

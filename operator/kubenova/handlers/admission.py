@@ -1,0 +1,140 @@
+"""The validating admission webhook (nova-api's and cinder-api's request checks), served by kopf.
+
+Imported only with `kubenova operator --admission`. kopf manages the
+ValidatingWebhookConfiguration: failurePolicy Fail, sideEffects None (the checks only read,
+so `kubectl apply --dry-run=server` is checked too and changes nothing). The checks live in
+`kubenova.admission`; these handlers only gather what they need and turn problems into a
+refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from kubenova import GROUP, VERSION
+from kubenova.admission.certs import ensure_certificates
+from kubenova.admission.instance import instance_problems
+from kubenova.admission.lookup import Indexes, Lookup, instance_refs
+from kubenova.admission.refs import Problem
+from kubenova.admission.volume import (
+    volume_create_problems,
+    volume_delete_problems,
+    volume_grow_problems,
+)
+from kubenova.config import OperatorConfig
+from kubenova.kube.client import Objects
+
+#: The ValidatingWebhookConfiguration kopf keeps up to date.
+WEBHOOK_CONFIGURATION = "kubenova.compute.kubenova.io"
+log = logging.getLogger("kubenova.admission")
+
+
+@kopf.on.startup(retries=1)
+async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+    config: OperatorConfig = memo.config
+    addr, port = config.webhook_address
+    host = config.webhook_dial_host
+    certs = await ensure_certificates(config.webhook_certs, host, addr)
+    settings.admission.server = kopf.WebhookServer(
+        addr=addr,
+        port=port,
+        host=host,
+        certfile=str(certs.cert),
+        pkeyfile=str(certs.key),
+        cafile=str(certs.ca),
+    )
+    settings.admission.managed = WEBHOOK_CONFIGURATION
+    log.info(
+        "admission webhook on %s:%s, dialled as %s (certificates in %s)",
+        addr,
+        port,
+        host,
+        config.webhook_certs,
+    )
+
+
+# -- kopf indexes only the checks read -----------------------------------------------------
+@kopf.index(GROUP, VERSION, "keypairs")
+def keypair_names(namespace, name, **_):
+    return {(namespace, name): True}
+
+
+@kopf.index(GROUP, VERSION, "volumes")
+def volume_states(namespace, name, spec, status, **_):
+    return {(namespace, name): {"spec": dict(spec), "status": dict(status)}}
+
+
+@kopf.index(GROUP, VERSION, "quotas")
+def quota_usage(namespace, spec, status, **_):
+    return {namespace: {"spec": dict(spec), "used": dict(status.get("used") or {})}}
+
+
+def _indexes(kwargs) -> Indexes:
+    return Indexes(
+        flavors=kwargs["flavors"],
+        images=kwargs["images"],
+        networks=kwargs["network_specs"],
+        port_addresses=kwargs["port_addresses"],
+        keypairs=kwargs["keypair_names"],
+        volumes=kwargs["volume_states"],
+        quotas=kwargs["quota_usage"],
+    )
+
+
+def _refuse(problems: list[Problem]) -> None:
+    if problems:
+        raise kopf.AdmissionError("; ".join(p.message for p in problems), code=problems[0].code)
+
+
+# -- the checks ------------------------------------------------------------------------------
+@kopf.on.validate(GROUP, VERSION, "instances", operations=["CREATE"], id="instance-create")
+async def validate_instance_create(namespace, spec, memo, **kwargs):
+    """References, image minimums, user-data size, fixed IPs and quota. A refusal found on
+    the indexes is confirmed on fresh reads (the watch may lag a create made just before)."""
+    objects: Objects = memo.conductor.objects
+    problems = instance_problems(
+        namespace, spec, await instance_refs(Lookup(objects, _indexes(kwargs)), namespace, spec)
+    )
+    if problems:
+        refs = await instance_refs(Lookup(objects), namespace, spec)
+        _refuse(instance_problems(namespace, spec, refs))
+
+
+@kopf.on.validate(GROUP, VERSION, "volumes", operations=["CREATE"], id="volume-create")
+async def validate_volume_create(namespace, spec, memo, **kwargs):
+    objects: Objects = memo.conductor.objects
+    problems = await _volume_create(Lookup(objects, _indexes(kwargs)), namespace, spec)
+    if problems:
+        _refuse(await _volume_create(Lookup(objects), namespace, spec))
+
+
+async def _volume_create(lookup: Lookup, namespace: str, spec) -> list[Problem]:
+    source = spec.get("sourceImage")
+    exists = (await lookup.image(namespace, source) is not None) if source else None
+    return volume_create_problems(namespace, spec, await lookup.quota(namespace), exists)
+
+
+@kopf.on.validate(GROUP, VERSION, "volumes", operations=["UPDATE"], id="volume-grow")
+async def validate_volume_grow(namespace, old, new, subresource, memo, **kwargs):
+    if subresource or not old or not new:
+        return
+    lookup = Lookup(memo.conductor.objects, _indexes(kwargs))
+    quota = await lookup.quota(namespace)
+    if volume_grow_problems(namespace, old["spec"], new["spec"], quota):
+        quota = await Lookup(memo.conductor.objects).quota(namespace)
+        _refuse(volume_grow_problems(namespace, old["spec"], new["spec"], quota))
+
+
+@kopf.on.validate(GROUP, VERSION, "volumes", operations=["DELETE"], id="volume-delete")
+async def validate_volume_delete(namespace, name, status, memo, **_):
+    """An in-use volume cannot be deleted while its instance exists (cinder's VolumeIsBusy);
+    the instance is read fresh, so a volume freed a moment ago is not refused."""
+    user = status.get("attachedTo")
+    if not user:
+        return
+    uid = await Lookup(memo.conductor.objects).instance_uid(namespace, user)
+    owner = status.get("attachedToUid")
+    exists = uid is not None and (owner is None or owner == uid)
+    _refuse(volume_delete_problems(name, status, exists))

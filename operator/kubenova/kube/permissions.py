@@ -1,0 +1,297 @@
+"""The API permissions the operator needs, checked at start-up.
+
+One list, by what this operator runs (its driver, its embedded hosts, admission): the Helm
+chart's RBAC grants exactly these (tests/unit/test_chart_template.py compares the two for every
+driver), and an operator started without one of them stops at once with a message naming each
+missing permission and why it is needed, instead of failing later with a 403 deep inside a
+build. The check asks the apiserver itself (SelfSubjectAccessReview, which every authenticated
+user may create), so it holds whatever grants them: RBAC, a webhook authorizer, system:masters.
+
+Keep it in step with the code: a new API call needs its rule here and in
+charts/kubenova/templates/rbac.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from kubenova import GROUP
+from kubenova.compute.registration import LEASE_NAMESPACE
+from kubenova.kube.client import ApiException
+from kubenova.models.v1alpha1 import KINDS
+
+log = logging.getLogger("kubenova.permissions")
+
+#: kopf's managed ValidatingWebhookConfiguration (handlers/admission.py).
+WEBHOOK_CONFIGURATION = "kubenova.compute.kubenova.io"
+#: Every kind of compute.kubenova.io: the operator is their controller and reads them all.
+PLURALS = tuple(kind.crd.plural for kind in KINDS)
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One verb on one resource (`plural` or `plural/subresource`), in one namespace ("" = all
+    of them, or a cluster-scoped resource), on one object ("" = any)."""
+
+    group: str
+    resource: str
+    verb: str
+    namespace: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.verb} {self.resource}"
+        if self.group:
+            text += f" ({self.group})"
+        if self.name:
+            text += f" named {self.name}"
+        if self.namespace:
+            text += f" in namespace {self.namespace}"
+        return text
+
+    def review(self) -> dict[str, Any]:
+        """A SelfSubjectAccessReview asking for this permission."""
+        resource, _, subresource = self.resource.partition("/")
+        attributes = {"group": self.group, "resource": resource, "verb": self.verb}
+        if subresource:
+            attributes["subresource"] = subresource
+        if self.namespace:
+            attributes["namespace"] = self.namespace
+        if self.name:
+            attributes["name"] = self.name
+        return {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an RBAC PolicyRule says (verbs on resources, maybe on named objects only), where it
+    applies ("" = cluster-wide, in a ClusterRole; else a Role in that namespace), and why."""
+
+    group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+    names: tuple[str, ...] = ()
+    namespace: str = ""
+
+    def permissions(self) -> Iterator[tuple[Permission, str]]:
+        for resource in self.resources:
+            for verb in self.verbs:
+                for name in self.names or ("",):
+                    yield Permission(self.group, resource, verb, self.namespace, name), self.why
+
+
+def rules(config: Any) -> list[Rule]:
+    """The operator's rules for `config` (an OperatorConfig: driver, hosts, vm_namespace,
+    admission)."""
+    driver = config.driver
+    vm_namespace = getattr(config, "vm_namespace", None) or ""
+    found = [
+        Rule("", ("events",), ("create",), "kopf posts events about the objects it handles"),
+        Rule(
+            GROUP,
+            PLURALS,
+            ("get", "list", "watch"),
+            "the handlers, the indexes and the build read compute.kubenova.io objects",
+        ),
+        Rule(
+            GROUP,
+            ("instances", "images", "networks", "volumes", "keypairs"),
+            ("patch",),
+            "kopf keeps its finalizer and progress annotations on the objects it handles",
+        ),
+        Rule(
+            GROUP,
+            (
+                "instances/status",
+                "images/status",
+                "networks/status",
+                "ports/status",
+                "volumes/status",
+                "keypairs/status",
+                "quotas/status",
+            ),
+            ("patch",),
+            "the operator is the only writer of status (instance states, image import, IPAM "
+            "counts, port binding, volume attachment, keypair fingerprint, quota usage)",
+        ),
+        Rule(
+            GROUP,
+            ("resourceproviders",),
+            ("create", "update"),
+            "placement claims: one ResourceProvider per compute Node, written with a "
+            "resourceVersion precondition",
+        ),
+        Rule(
+            GROUP,
+            ("ports",),
+            ("create", "delete"),
+            "IPAM: one Port per NIC, named after its network and address",
+        ),
+        Rule(GROUP, ("quotas",), ("create",), "a namespace without a Quota gets Nova's defaults"),
+        Rule(
+            "",
+            ("nodes", "pods"),
+            ("list", "watch"),
+            "compute hosts are Nodes; pods bound to them use room as claims do",
+        ),
+    ]
+    if driver == "pod":
+        found += [
+            Rule("", ("nodes",), ("get",), "the pod driver reads the host's KVM label"),
+            Rule(
+                "",
+                ("pods",),
+                ("get", "create", "delete"),
+                "the pod driver runs each VM as a QEMU pod",
+                namespace=vm_namespace,
+            ),
+            Rule(
+                "",
+                ("pods/log",),
+                ("get",),
+                "the QEMU pod's log is the guest's serial console",
+                namespace=vm_namespace,
+            ),
+        ]
+    if driver == "kubevirt":
+        found += [
+            Rule(
+                "kubevirt.io",
+                ("virtualmachineinstances",),
+                ("get", "list", "create", "delete"),
+                "the kubevirt driver runs each VM as a VirtualMachineInstance",
+                namespace=vm_namespace,
+            ),
+            Rule(
+                "",
+                ("pods/log",),
+                ("get",),
+                "the virt-launcher pod's log is the guest's serial console",
+                namespace=vm_namespace,
+            ),
+        ]
+    hosts = tuple(config.host_names())
+    if hosts:
+        found += [
+            Rule("", ("nodes",), ("create",), "embedded compute hosts register as Nodes"),
+            Rule(
+                "",
+                ("nodes", "nodes/status"),
+                ("patch",),
+                "embedded compute hosts keep their labels and Ready condition",
+                names=hosts,
+            ),
+            Rule(
+                "coordination.k8s.io",
+                ("leases",),
+                ("create",),
+                "each embedded host's heartbeat is a Lease",
+                namespace=LEASE_NAMESPACE,
+            ),
+            Rule(
+                "coordination.k8s.io",
+                ("leases",),
+                ("patch",),
+                "each embedded host's heartbeat is a Lease",
+                names=hosts,
+                namespace=LEASE_NAMESPACE,
+            ),
+        ]
+    if getattr(config, "admission", False):
+        found += [
+            Rule(
+                "admissionregistration.k8s.io",
+                ("validatingwebhookconfigurations",),
+                ("create",),
+                "kopf creates the webhook configuration",
+            ),
+            Rule(
+                "admissionregistration.k8s.io",
+                ("validatingwebhookconfigurations",),
+                ("patch",),
+                "kopf keeps the webhook configuration up to date",
+                names=(WEBHOOK_CONFIGURATION,),
+            ),
+        ]
+    return found
+
+
+def required(config: Any) -> dict[Permission, str]:
+    """Every permission the operator needs with `config`, and why."""
+    return {perm: why for rule in rules(config) for perm, why in rule.permissions()}
+
+
+def expand(rbac_rules: Iterable[dict[str, Any]], namespace: str = "") -> set[Permission]:
+    """The permissions RBAC PolicyRules (as in a ClusterRole, or a Role in `namespace`) grant,
+    for the kinds of rules this module writes (no wildcards, no nonResourceURLs)."""
+    granted = set()
+    for rule in rbac_rules:
+        for group in rule.get("apiGroups") or ():
+            for resource in rule.get("resources") or ():
+                for verb in rule.get("verbs") or ():
+                    for name in rule.get("resourceNames") or ("",):
+                        granted.add(Permission(group, resource, verb, namespace, name))
+    return granted
+
+
+class MissingPermissions(Exception):
+    def __init__(self, who: str, missing: dict[Permission, str]) -> None:
+        self.who, self.missing = who, missing
+        lines = [f"  - {perm}: {why}" for perm, why in sorted(missing.items())]
+        super().__init__(
+            f"{who} lacks {len(missing)} permission(s) the operator needs:\n"
+            + "\n".join(lines)
+            + "\nGrant them (the Helm chart's RBAC has exactly these: "
+            "charts/kubenova/templates/rbac.yaml), then restart the operator."
+        )
+
+
+async def _allowed(authz: client.AuthorizationV1Api, perm: Permission) -> bool:
+    review = await authz.create_self_subject_access_review(perm.review())
+    return bool(review.status.allowed)
+
+
+async def whoami(api: client.ApiClient) -> str:
+    """The authenticated user's name (SelfSubjectReview), or a generic phrase."""
+    try:
+        review = await client.AuthenticationV1Api(api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        return f'user "{review.status.user_info.username}"'
+    except (ApiException, AttributeError):
+        return "the operator's credentials"
+
+
+async def missing(api: client.ApiClient, wanted: dict[Permission, str]) -> dict[Permission, str]:
+    authz = client.AuthorizationV1Api(api)
+    perms = list(wanted)
+    answers = await asyncio.gather(*(_allowed(authz, p) for p in perms))
+    return {p: wanted[p] for p, ok in zip(perms, answers, strict=True) if not ok}
+
+
+async def verify(api: client.ApiClient, config: Any) -> None:
+    """Raise MissingPermissions unless the operator may do everything `config` needs.
+
+    If the apiserver refuses the reviews themselves, the check is skipped with a warning (a
+    403 will then name the permission when it is used).
+    """
+    wanted = required(config)
+    try:
+        lacking = await missing(api, wanted)
+    except ApiException as err:
+        log.warning("could not check the operator's permissions (%s %s)", err.status, err.reason)
+        return
+    if lacking:
+        raise MissingPermissions(await whoami(api), lacking)
+    log.info("permissions checked: all %d the operator needs are granted", len(wanted))

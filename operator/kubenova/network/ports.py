@@ -1,0 +1,164 @@
+"""Ports: neutron's allocate_for_instance / deallocate_for_instance over Port objects.
+
+An address is taken by creating the Port named after it; the apiserver refuses a second create
+of that name (409), and the loser simply tries the next free address. Ports carry their
+instance's uid as a label, so a restarted operator finds the ports it already made instead of
+taking new addresses (allocation is idempotent per instance and network).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubenova import GROUP, VERSION
+from kubenova.kube.client import ApiException, Objects
+from kubenova.network.ipam import AddressError, Subnet, mac_address, port_name
+
+PLURAL = "ports"
+INSTANCE_LABEL = f"{GROUP}/instance-uid"
+NETWORK_LABEL = f"{GROUP}/network"
+log = logging.getLogger("kubenova.network")
+
+
+class PortError(Exception):
+    """A port could not be allocated; `code` is the HTTP-style code for the instance fault."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The instance the ports are for."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class Allocation:
+    network: str
+    ip: str
+    mac: str
+    prefix: int
+    port: str
+
+    @classmethod
+    def of_port(cls, port: Mapping[str, Any], prefix: int) -> Allocation:
+        spec = port["spec"]
+        return cls(
+            spec["network"], spec["ipAddress"], spec["macAddress"], prefix, port["metadata"]["name"]
+        )
+
+
+class Ports:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+        self._attempted: dict[tuple[str, str], set[str]] = {}
+        """(namespace, network) -> addresses tried here recently: concurrent allocations in
+        this process skip each other's picks before the watch shows the new Ports."""
+
+    async def of_instance(self, owner: Owner) -> list[dict[str, Any]]:
+        return await self.objects.list(
+            PLURAL, owner.namespace, label_selector=f"{INSTANCE_LABEL}={owner.uid}"
+        )
+
+    async def allocate(
+        self,
+        owner: Owner,
+        network: Mapping[str, Any],
+        fixed_ip: str | None,
+        used: Collection[str],
+        existing: list[dict[str, Any]],
+    ) -> Allocation:
+        """One port on `network` for the owner: its existing one, the fixed IP, or the next
+        free address not in `used` (the watch-fed view; a stale view only costs a 409)."""
+        name = network["metadata"]["name"]
+        subnet = Subnet.of_spec(network["spec"])
+        for port in existing:
+            if port["spec"]["network"] == name:
+                return Allocation.of_port(port, subnet.prefix)
+        if fixed_ip is not None:
+            try:
+                address = str(subnet.check_fixed(fixed_ip))
+            except AddressError as err:
+                raise PortError(f"network {name}: {err}", 400) from err
+            port = await self._create(owner, network, subnet, address)
+            if port is None:
+                raise PortError(f"fixed IP {fixed_ip} is already in use on network {name}", 409)
+            return Allocation.of_port(port, subnet.prefix)
+        tried = self._attempted.setdefault((owner.namespace, name), set())
+        for candidate in subnet.free(used):
+            address = str(candidate)
+            if address in tried:
+                continue
+            tried.add(address)
+            try:
+                port = await self._create(owner, network, subnet, address)
+            finally:
+                tried.discard(address)
+            if port is not None:
+                return Allocation.of_port(port, subnet.prefix)
+        raise PortError(
+            f"network {name} exhausted: no free address left in {subnet.network} "
+            f"({subnet.size()} usable)",
+            409,
+        )
+
+    async def _create(
+        self, owner: Owner, network: Mapping[str, Any], subnet: Subnet, address: str
+    ) -> dict[str, Any] | None:
+        """The new Port, or None when the address is already held (409)."""
+        name = network["metadata"]["name"]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Port",
+            "metadata": {
+                "name": port_name(name, address),
+                "namespace": owner.namespace,
+                "labels": {INSTANCE_LABEL: owner.uid, NETWORK_LABEL: name},
+                # A backstop for clusters with a garbage collector; the operator deletes its
+                # ports itself (the dev control plane has no controller-manager).
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "Instance",
+                        "name": owner.name,
+                        "uid": owner.uid,
+                    }
+                ],
+            },
+            "spec": {
+                "network": name,
+                "ipAddress": address,
+                "macAddress": mac_address(network["metadata"]["uid"], subnet, address),
+                "deviceId": owner.name,
+            },
+        }
+        try:
+            return await self.objects.create(PLURAL, body)
+        except ApiException as err:
+            if err.status == 409:
+                return None
+            raise
+
+    async def set_phase(self, port: str, namespace: str, phase: str, host: str | None) -> None:
+        try:
+            await self.objects.patch_status(
+                PLURAL, port, namespace, {"status": {"phase": phase, "host": host}}
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    async def release(self, owner: Owner) -> list[str]:
+        """Delete every port of the instance (idempotent); their addresses are free again."""
+        ports = await self.of_instance(owner)
+        for port in ports:
+            await self.objects.delete(PLURAL, port["metadata"]["name"], owner.namespace)
+        return [p["spec"]["ipAddress"] for p in ports]

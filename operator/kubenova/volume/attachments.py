@@ -1,0 +1,121 @@
+"""Attaching a Volume to an instance: cinder's reserve + attach, as one compare-and-swap on the
+Volume's status (available -> in-use), so two instances can never both take one volume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubenova.kube.client import ApiException, Objects
+from kubenova.kube.retry import conflict_backoff
+
+PLURAL = "volumes"
+#: How long an attach waits for a Volume whose disk is still being made.
+CREATING_WAIT = 600.0
+POLL = 0.5
+RETRIES = 20
+log = logging.getLogger("kubenova.volume")
+
+
+class AttachError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Attached:
+    name: str
+    uid: str
+
+
+def attached_to(volume: Mapping[str, Any], instance_uid: str) -> bool:
+    status = volume.get("status") or {}
+    return status.get("phase") == "in-use" and status.get("attachedToUid") == instance_uid
+
+
+class Attachments:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+
+    async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.objects.get(PLURAL, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def attach(
+        self, namespace: str, name: str, instance: str, instance_uid: str, host: str
+    ) -> Attached:
+        """Mark the volume in-use by the instance (idempotent for the same instance)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CREATING_WAIT
+        attempt = 0
+        while True:
+            volume = await self._get(namespace, name)
+            if volume is None:
+                raise AttachError(f"Volume {name} could not be found", 404)
+            uid = volume["metadata"]["uid"]
+            if attached_to(volume, instance_uid):
+                return Attached(name, uid)
+            status = volume.get("status") or {}
+            phase = status.get("phase")
+            if volume["metadata"].get("deletionTimestamp"):
+                raise AttachError(f"Volume {name} is being deleted", 409)
+            if phase == "in-use":
+                owner = status.get("attachedTo")
+                raise AttachError(f"Volume {name} is in use by instance {owner}", 409)
+            if phase in (None, "creating"):
+                if loop.time() >= deadline:
+                    raise AttachError(f"Volume {name} is still being created", 504)
+                await asyncio.sleep(POLL)
+                continue
+            if phase != "available":
+                message = status.get("message") or ""
+                raise AttachError(f"Volume {name} is {phase}, not available: {message}", 400)
+            patch = {
+                "metadata": {"resourceVersion": volume["metadata"]["resourceVersion"]},
+                "status": {
+                    "phase": "in-use",
+                    "attachedTo": instance,
+                    "attachedToUid": instance_uid,
+                    "host": host,
+                },
+            }
+            try:
+                await self.objects.patch_status(PLURAL, name, namespace, patch)
+                return Attached(name, uid)
+            except ApiException as err:
+                if err.status != 409 or attempt >= RETRIES:
+                    raise
+            attempt += 1
+            await conflict_backoff(attempt)
+
+    async def detach(self, namespace: str, name: str, instance_uid: str) -> bool:
+        """in-use by this instance -> available; False when it was not attached to it."""
+        for attempt in range(RETRIES):
+            volume = await self._get(namespace, name)
+            if volume is None or not attached_to(volume, instance_uid):
+                return False
+            patch = {
+                "metadata": {"resourceVersion": volume["metadata"]["resourceVersion"]},
+                "status": {
+                    "phase": "available",
+                    "attachedTo": None,
+                    "attachedToUid": None,
+                    "host": None,
+                },
+            }
+            try:
+                await self.objects.patch_status(PLURAL, name, namespace, patch)
+                return True
+            except ApiException as err:
+                if err.status not in (404, 409):
+                    raise
+            await conflict_backoff(attempt)
+        raise AttachError(f"could not detach Volume {name}: too many concurrent updates", 409)
