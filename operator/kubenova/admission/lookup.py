@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubenova.admission.refs import InstanceRefs, QuotaView
-from kubenova.kube.client import ApiException, Objects
+from kubenova.kube.client import Objects
 from kubenova.network.ipam import port_name
 from kubenova.quota.ledger import NAME as QUOTA_NAME
 from kubenova.quota.usage import Usage, limits_of
@@ -51,26 +51,18 @@ class Lookup:
         self.objects = objects
         self.indexes = indexes
 
-    async def _get(self, plural: str, name: str, namespace: str | None) -> dict[str, Any] | None:
-        try:
-            return await self.objects.get(plural, name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
     async def flavor(self, name: str) -> dict[str, Any] | None:
         """The Flavor's spec."""
         if self.indexes is not None:
             return _one(self.indexes.flavors, name)
-        obj = await self._get("flavors", name, None)
+        obj = await self.objects.find("flavors", name, None)
         return dict(obj["spec"]) if obj else None
 
     async def image(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Image as {"spec", "status"}."""
         if self.indexes is not None:
             return _one(self.indexes.images, (namespace, name))
-        obj = await self._get("images", name, namespace)
+        obj = await self.objects.find("images", name, namespace)
         return _parts(obj) if obj else None
 
     async def network(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -78,7 +70,7 @@ class Lookup:
         if self.indexes is not None:
             entry = _one(self.indexes.networks, (namespace, name))
             return dict(entry["spec"]) if entry else None
-        obj = await self._get("networks", name, namespace)
+        obj = await self.objects.find("networks", name, namespace)
         return dict(obj["spec"]) if obj else None
 
     async def ip_held(self, namespace: str, network: str, address: str) -> bool:
@@ -88,23 +80,23 @@ class Lookup:
             self.indexes.port_addresses.get((namespace, network)) or ()
         ):
             return True
-        return await self._get("ports", port_name(network, address), namespace) is not None
+        return await self.objects.find("ports", port_name(network, address), namespace) is not None
 
     async def keypair_exists(self, namespace: str, name: str) -> bool:
         if self.indexes is not None:
             return _one(self.indexes.keypairs, (namespace, name)) is not None
-        return await self._get("keypairs", name, namespace) is not None
+        return await self.objects.find("keypairs", name, namespace) is not None
 
     async def volume(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Volume as {"spec", "status"}."""
         if self.indexes is not None:
             return _one(self.indexes.volumes, (namespace, name))
-        obj = await self._get("volumes", name, namespace)
+        obj = await self.objects.find("volumes", name, namespace)
         return _parts(obj) if obj else None
 
     async def instance_uid(self, namespace: str, name: str) -> str | None:
         """Always fresh: only asked when a delete would be refused."""
-        obj = await self._get("instances", name, namespace)
+        obj = await self.objects.find("instances", name, namespace)
         return obj["metadata"]["uid"] if obj else None
 
     async def quota(self, namespace: str) -> QuotaView:
@@ -112,7 +104,7 @@ class Lookup:
         if self.indexes is not None:
             entry = _one(self.indexes.quotas, namespace)
         else:
-            obj = await self._get("quotas", QUOTA_NAME, namespace)
+            obj = await self.objects.find("quotas", QUOTA_NAME, namespace)
             entry = (
                 {"spec": obj.get("spec"), "used": (obj.get("status") or {}).get("used")}
                 if obj

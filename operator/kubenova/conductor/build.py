@@ -217,12 +217,7 @@ class Build:
         placements: Mapping[Any, Any] = self.caches.placements
         group = None
         if group_name:
-            try:
-                group = await self.c.objects.get("servergroups", group_name, self.namespace)
-            except ApiException as err:
-                if err.status == 404:
-                    raise BuildError(f"ServerGroup {group_name} could not be found", 404) from err
-                raise
+            group = await self.fetch("servergroups", "ServerGroup", group_name)
             # Fresh from the API, not the cache: the previous member's host may be milliseconds old.
             members = [
                 (i["metadata"]["uid"], i["status"]["host"])
@@ -362,12 +357,7 @@ class Build:
         paths = []
         for attachment in self.obj["spec"].get("volumes") or []:
             name = attachment["volume"]
-            try:
-                volume = await self.c.objects.get("volumes", name, self.namespace)
-            except ApiException as err:
-                if err.status == 404:
-                    raise BuildError(f"Volume {name} could not be found", 404) from err
-                raise
+            volume = await self.fetch("volumes", "Volume", name)
             if not attached_to(volume, self.uid):
                 raise BuildError(f"Volume {name} is no longer attached to {self.name}", 409)
             path = self.c.volumes.path(volume["metadata"]["uid"])
@@ -452,13 +442,14 @@ class Build:
         return network
 
     async def resolve_keypair(self, name: str) -> str:
-        try:
-            keypair = await self.c.objects.get("keypairs", name, self.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                raise BuildError(f"Keypair {name} could not be found", 404) from err
-            raise
-        return keypair["spec"]["publicKey"]
+        return (await self.fetch("keypairs", "Keypair", name))["spec"]["publicKey"]
+
+    async def fetch(self, plural: str, kind: str, name: str) -> dict[str, Any]:
+        """A fresh read of an object the instance refers to; Nova's 404 fault if missing."""
+        obj = await self.c.objects.find(plural, name, self.namespace)
+        if obj is None:
+            raise BuildError(f"{kind} {name} could not be found", 404)
+        return obj
 
     async def resolve_image(self, name: str) -> dict[str, Any]:
         """The Image once active; waits while glance is still fetching and verifying it."""

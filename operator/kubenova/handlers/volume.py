@@ -8,7 +8,6 @@ from kubenova import GROUP, VERSION
 from kubenova.conductor.build import Caches
 from kubenova.conductor.context import Conductor
 from kubenova.image.cache import ImageError
-from kubenova.kube.client import ApiException
 from kubenova.quota import QuotaExceeded, volume_usage
 from kubenova.volume.backend import VolumeBackendError
 
@@ -72,12 +71,7 @@ async def delete_volume(namespace, name, uid, status, memo, **_):
     conductor: Conductor = memo.conductor
     user = status.get("attachedTo")
     if status.get("phase") == "in-use" and user:
-        try:
-            instance = await conductor.objects.get("instances", user, namespace)
-        except ApiException as err:
-            if err.status != 404:
-                raise
-            instance = None
+        instance = await conductor.objects.find("instances", user, namespace)
         if instance is not None and instance["metadata"]["uid"] == status.get("attachedToUid"):
             raise kopf.TemporaryError(
                 f"Volume {name} is attached to instance {user}; delete the instance first",

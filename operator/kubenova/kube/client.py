@@ -37,6 +37,17 @@ class Objects:
             GROUP, VERSION, namespace, plural, name
         )
 
+    async def find(
+        self, plural: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.get(plural, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
     async def list(
         self, plural: str, namespace: str | None = None, label_selector: str = ""
     ) -> list[dict[str, Any]]:

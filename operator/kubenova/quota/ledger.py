@@ -120,12 +120,7 @@ class Quotas:
         return self._locks.setdefault(namespace, asyncio.Lock())
 
     async def _get(self, namespace: str) -> dict[str, Any] | None:
-        try:
-            return await self.objects.get(PLURAL, NAME, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        return await self.objects.find(PLURAL, NAME, namespace)
 
     async def _get_or_create(self, namespace: str) -> dict[str, Any]:
         """The namespace's Quota; one with Nova's defaults (from the schema) if it has none."""

@@ -30,12 +30,7 @@ class Placement:
         """node -> consumer uid -> resources: claims made here, known before any watch event."""
 
     async def _get(self, node: str) -> dict | None:
-        try:
-            return await self.objects.get(PLURAL, node)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        return await self.objects.find(PLURAL, node)
 
     async def claim(
         self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources

@@ -41,14 +41,6 @@ class Attachments:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
 
-    async def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.objects.get(PLURAL, name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
     async def attach(
         self, namespace: str, name: str, instance: str, instance_uid: str, host: str
     ) -> Attached:
@@ -57,7 +49,7 @@ class Attachments:
         deadline = loop.time() + CREATING_WAIT
         attempt = 0
         while True:
-            volume = await self._get(namespace, name)
+            volume = await self.objects.find(PLURAL, name, namespace)
             if volume is None:
                 raise AttachError(f"Volume {name} could not be found", 404)
             uid = volume["metadata"]["uid"]
@@ -99,7 +91,7 @@ class Attachments:
     async def detach(self, namespace: str, name: str, instance_uid: str) -> bool:
         """in-use by this instance -> available; False when it was not attached to it."""
         for attempt in range(RETRIES):
-            volume = await self._get(namespace, name)
+            volume = await self.objects.find(PLURAL, name, namespace)
             if volume is None or not attached_to(volume, instance_uid):
                 return False
             patch = {
