@@ -74,6 +74,16 @@ def object_name(instance: str, instance_id: str, host: str) -> str:
     return f"{base}-{instance_id[:8]}-{digest}"
 
 
+def vm_object_name(request: SpawnRequest, host: str) -> str:
+    """The Pod's or VMI's name for this instance on this host."""
+    return object_name(split_name(request.name)[1], request.instance_id, host)
+
+
+def vm_object_namespace(request: SpawnRequest, configured: str | None) -> str:
+    """The configured namespace for VM objects, else the Instance's own."""
+    return configured or split_name(request.name)[0]
+
+
 def label_value(value: str) -> str:
     """`value` made a valid label value (<= 63 characters of [A-Za-z0-9_.-], alphanumeric at
     both ends); the annotations keep the exact value."""

@@ -28,6 +28,8 @@ from kubenova.virt.cluster import (
     ObjectView,
     label_value,
     selector,
+    vm_object_name,
+    vm_object_namespace,
 )
 from kubenova.virt.driver import DriverError, InstanceInfo, SpawnFailed, SpawnRequest
 from kubenova.virt.kubevirt.manifest import (
@@ -37,8 +39,6 @@ from kubenova.virt.kubevirt.manifest import (
     KubeVirtOptions,
     view_vmi,
     vmi_manifest,
-    vmi_name,
-    vmi_namespace,
 )
 
 #: virt-launcher pods carry their VMI's uid in this label (types.go CreatedByLabel).
@@ -70,10 +70,10 @@ class KubeVirtDriver(ObjectDriver):
 
     # -- ObjectDriver hooks ------------------------------------------------------------------
     def namespace_for(self, request: SpawnRequest) -> str:
-        return vmi_namespace(request, self.options)
+        return vm_object_namespace(request, self.options.namespace)
 
     def name_for(self, request: SpawnRequest) -> str:
-        return vmi_name(request, self.host)
+        return vm_object_name(request, self.host)
 
     async def manifest(self, request: SpawnRequest) -> dict[str, Any]:
         try:

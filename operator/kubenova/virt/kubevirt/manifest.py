@@ -39,9 +39,10 @@ from kubenova.virt.cluster import (
     ObjectView,
     object_annotations,
     object_labels,
-    object_name,
     owner_reference,
     split_name,
+    vm_object_name,
+    vm_object_namespace,
 )
 from kubenova.virt.driver import DriverError, SpawnRequest
 
@@ -67,14 +68,6 @@ class KubeVirtOptions:
     image_pull_policy: str = "IfNotPresent"
     termination_grace_seconds: int = 30
     poll_interval: float = 0.5
-
-
-def vmi_name(request: SpawnRequest, host: str) -> str:
-    return object_name(split_name(request.name)[1], request.instance_id, host)
-
-
-def vmi_namespace(request: SpawnRequest, options: KubeVirtOptions) -> str:
-    return options.namespace or split_name(request.name)[0]
 
 
 def container_disk_image(request: SpawnRequest, options: KubeVirtOptions) -> str:
@@ -140,9 +133,9 @@ def networking(request: SpawnRequest) -> tuple[list[dict[str, Any]], list[dict[s
 def vmi_manifest(request: SpawnRequest, host: str, options: KubeVirtOptions) -> dict[str, Any]:
     if request.volumes:
         raise DriverError("the KubeVirt driver cannot attach the operator's volume files yet")
-    namespace = vmi_namespace(request, options)
+    namespace = vm_object_namespace(request, options.namespace)
     metadata: dict[str, Any] = {
-        "name": vmi_name(request, host),
+        "name": vm_object_name(request, host),
         "namespace": namespace,
         "labels": object_labels(request.name, request.instance_id, host),
         "annotations": object_annotations(request.name, host),

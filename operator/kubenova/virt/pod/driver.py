@@ -23,14 +23,18 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from kubenova.kube.client import ApiException
-from kubenova.virt.cluster import ObjectDriver, ObjectView, selector
+from kubenova.virt.cluster import (
+    ObjectDriver,
+    ObjectView,
+    selector,
+    vm_object_name,
+    vm_object_namespace,
+)
 from kubenova.virt.driver import DriverError, InstanceInfo, SpawnFailed, SpawnRequest
 from kubenova.virt.pod.manifest import (
     CONTAINER,
     PodOptions,
     pod_manifest,
-    pod_name,
-    pod_namespace,
     view_pod,
 )
 
@@ -58,10 +62,10 @@ class PodDriver(ObjectDriver):
 
     # -- ObjectDriver hooks ------------------------------------------------------------------
     def namespace_for(self, request: SpawnRequest) -> str:
-        return pod_namespace(request, self.options)
+        return vm_object_namespace(request, self.options.namespace)
 
     def name_for(self, request: SpawnRequest) -> str:
-        return pod_name(request, self.host)
+        return vm_object_name(request, self.host)
 
     async def manifest(self, request: SpawnRequest) -> dict[str, Any]:
         return pod_manifest(request, self.host, self.options, kvm=await self._kvm_capable())

@@ -31,9 +31,10 @@ from kubenova.virt.cluster import (
     ObjectView,
     object_annotations,
     object_labels,
-    object_name,
     owner_reference,
     split_name,
+    vm_object_name,
+    vm_object_namespace,
 )
 from kubenova.virt.driver import SpawnRequest
 from kubenova.virt.qemu.accel import ENV_OVERRIDE
@@ -64,14 +65,6 @@ class PodOptions:
     """Seconds between two looks at a pod while waiting for it."""
 
 
-def pod_name(request: SpawnRequest, host: str) -> str:
-    return object_name(split_name(request.name)[1], request.instance_id, host)
-
-
-def pod_namespace(request: SpawnRequest, options: PodOptions) -> str:
-    return options.namespace or split_name(request.name)[0]
-
-
 def resources(request: SpawnRequest, options: PodOptions, kvm: bool) -> dict[str, dict[str, str]]:
     cpu_request = math.ceil(request.vcpus * 1000 / options.cpu_allocation_ratio)
     ram_request = math.ceil(request.ram_mib / options.ram_allocation_ratio)
@@ -95,9 +88,9 @@ def pod_manifest(
     request: SpawnRequest, host: str, options: PodOptions, kvm: bool = False
 ) -> dict[str, Any]:
     """The Pod that runs `request` on `host` (see the module docstring)."""
-    namespace = pod_namespace(request, options)
+    namespace = vm_object_namespace(request, options.namespace)
     metadata: dict[str, Any] = {
-        "name": pod_name(request, host),
+        "name": vm_object_name(request, host),
         "namespace": namespace,
         "labels": object_labels(request.name, request.instance_id, host),
         "annotations": object_annotations(request.name, host),
