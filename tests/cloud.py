@@ -190,3 +190,14 @@ class Cloud:
         status = self.settled(name)
         assert status["vmState"] == "ACTIVE", status.get("fault")
         return status["host"]
+
+
+def remove_test_hosts(api) -> None:
+    """Delete the Nodes the tests made and the claims on them (namespaces start with t-)."""
+    client.CoreV1Api(api).delete_collection_node(label_selector=f"{TEST_LABEL}=true")
+    custom = client.CustomObjectsApi(api)
+    for rp in custom.list_cluster_custom_object(GROUP, VERSION, "resourceproviders")["items"]:
+        if rp["metadata"]["name"].startswith("t-"):
+            custom.delete_cluster_custom_object(
+                GROUP, VERSION, "resourceproviders", rp["metadata"]["name"]
+            )

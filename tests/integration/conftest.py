@@ -10,7 +10,7 @@ from kubernetes import client
 
 from kubenova import GROUP, VERSION
 from kubenova.devcluster.cluster import free_port
-from tests.cloud import TEST_LABEL, Cloud
+from tests.cloud import Cloud, remove_test_hosts
 from tests.kit import running_operator, wait_for
 
 
@@ -28,14 +28,7 @@ def fake_operator(cluster, api, crds, tmp_path_factory):
     args = ("--driver=fake", f"--scheduler-config={config}")
     with running_operator(cluster, api, work, *args) as op:
         yield op
-    core = client.CoreV1Api(api)
-    core.delete_collection_node(label_selector=f"{TEST_LABEL}=true")
-    custom = client.CustomObjectsApi(api)
-    for rp in custom.list_cluster_custom_object(GROUP, VERSION, "resourceproviders")["items"]:
-        if rp["metadata"]["name"].startswith("t-"):
-            custom.delete_cluster_custom_object(
-                GROUP, VERSION, "resourceproviders", rp["metadata"]["name"]
-            )
+    remove_test_hosts(api)
 
 
 @pytest.fixture
@@ -64,7 +57,7 @@ def admission_operator(cluster, api, crds, tmp_path_factory):
             admission.delete_validating_webhook_configuration(WEBHOOK_CONFIGURATION)
         with contextlib.suppress(client.ApiException):
             admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION)
-        client.CoreV1Api(api).delete_collection_node(label_selector=f"{TEST_LABEL}=true")
+        remove_test_hosts(api)
 
 
 def _webhook_answers(api) -> bool:

@@ -19,7 +19,7 @@ from kubernetes import client
 
 from kubenova import GROUP, VERSION
 from kubenova.virt.cluster import INSTANCE_UID_LABEL, NODE_ANNOTATION
-from tests.cloud import TEST_LABEL, Cloud
+from tests.cloud import Cloud, remove_test_hosts
 from tests.kit import running_operator, wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,13 +54,7 @@ def kubevirt_operator(cluster, api, crds, vmi_crd, tmp_path_factory):
     args = ("--driver=kubevirt", f"--kubevirt-container-disk={DISK_TEMPLATE}", "--boot-timeout=60")
     with running_operator(cluster, api, work, *args) as op:
         yield op
-    client.CoreV1Api(api).delete_collection_node(label_selector=f"{TEST_LABEL}=true")
-    custom = client.CustomObjectsApi(api)
-    for rp in custom.list_cluster_custom_object(GROUP, VERSION, "resourceproviders")["items"]:
-        if rp["metadata"]["name"].startswith("t-"):
-            custom.delete_cluster_custom_object(
-                GROUP, VERSION, "resourceproviders", rp["metadata"]["name"]
-            )
+    remove_test_hosts(api)
 
 
 @pytest.fixture
