@@ -13,7 +13,9 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from kubernetes import client
 
+from kubenova import GROUP, VERSION
 from tests.chart import installed, local_operator, service_account_kubeconfig
 from tests.e2e.conftest import GUEST, HOST
 from tests.kit import all_instances, node_ready, wait_for
@@ -38,10 +40,6 @@ def chart_operator(cluster, api, crds, tmp_path_factory):
             yield process, health, work / "state", work / "operator.log"
         finally:
             # Delete through the operator (its finalizer), then stop it.
-            from kubernetes import client
-
-            from kubenova import GROUP, VERSION
-
             custom = client.CustomObjectsApi(api)
             for inst in all_instances(api):
                 meta = inst["metadata"]

@@ -84,7 +84,7 @@ def test_operator_pod_is_admitted_under_pod_security_restricted(release, api):
             "resourceproviders",
             [
                 f"{verb} resourceproviders (compute.kubenova.io)"
-                for verb in ("create", "get", "list", "update", "watch")
+                for verb in ("create", "get", "list", "patch", "update", "watch")
             ],
         ),
     ],

@@ -128,9 +128,9 @@ def rules(config: Any) -> list[Rule]:
         Rule(
             GROUP,
             ("resourceproviders",),
-            ("create", "update"),
-            "placement claims: one ResourceProvider per compute Node, written with a "
-            "resourceVersion precondition",
+            ("create", "update", "patch"),
+            "placement: one ResourceProvider per compute Node; a claim is written with a "
+            "resourceVersion precondition, a release is a merge patch",
         ),
         Rule(
             GROUP,
