@@ -81,5 +81,7 @@ def test_chart_service_account_boots_an_instance(chart_operator, boot, kubectl):
     boot.delete("rbac-1")
     boot.wait_gone("rbac-1")
     assert processes_with("qemu-system", uid) == []
-    text = log.read_text()
-    assert "Forbidden" not in text and "(403)" not in text, process.log_tail(60)
+    # An RBAC refusal names the ServiceAccount ("User ... cannot <verb> resource ..."); other
+    # 403s (events in namespaces that earlier tests left terminating) are not about the role.
+    denied = [line for line in log.read_text().splitlines() if "system:serviceaccount:" in line]
+    assert denied == [], "\n".join(denied[:5])
