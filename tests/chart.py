@@ -85,6 +85,8 @@ def operator_config(args: list[str]) -> OperatorConfig:
         hosts=parsed.hosts,
         vm_namespace=parsed.vm_namespace,
         admission=parsed.admission,
+        console_listen=None if parsed.console_listen in ("", "off") else parsed.console_listen,
+        console_client_ca=parsed.console_client_ca,
     )
 
 

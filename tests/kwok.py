@@ -109,18 +109,37 @@ def stages(hold: Iterable[str]) -> str:
 
 
 class Kwok(ManagedProcess):
-    def __init__(self, kubeconfig: Path, work: Path, hold: Iterable[str] = ()) -> None:
+    """`node`: manage that one Node only (a kubelet of its own, which a test can stop), else
+    every Node annotated for kwok. `lease_seconds`: keep the managed Nodes' Leases in
+    kube-node-lease renewed (a kubelet's heartbeat, about every quarter of it), else none."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        work: Path,
+        hold: Iterable[str] = (),
+        node: str | None = None,
+        lease_seconds: int | None = None,
+    ) -> None:
         config = work / "kwok.yaml"
         config.write_text(stages(hold))
         self.port = free_port()
+        manage = (
+            [f"--manage-single-node={node}"]
+            if node
+            else [
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={ANNOTATION}=fake",
+            ]
+        )
         super().__init__(
             "kwok",
             [
                 find_tool("kwok"),
                 f"--kubeconfig={kubeconfig}",
                 f"--config={config}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={ANNOTATION}=fake",
+                *manage,
+                *([f"--node-lease-duration-seconds={lease_seconds}"] if lease_seconds else []),
                 f"--server-address=127.0.0.1:{self.port}",
                 "--cidr=10.99.0.1/16",
                 "--node-ip=127.0.0.1",
@@ -138,9 +157,12 @@ class Kwok(ManagedProcess):
 
 
 @contextlib.contextmanager
-def running_kwok(kubeconfig: Path, work: Path, hold: Iterable[str] = ()) -> Iterator[Kwok]:
-    """kwok against the test apiserver; at exit it is stopped and must be gone."""
-    kwok = Kwok(kubeconfig, work, hold)
+def running_kwok(
+    kubeconfig: Path, work: Path, hold: Iterable[str] = (), **options
+) -> Iterator[Kwok]:
+    """kwok against the test apiserver (`options`: Kwok's node, lease_seconds); at exit it is
+    stopped and must be gone."""
+    kwok = Kwok(kubeconfig, work, hold, **options)
     kwok.start()
     try:
         wait_for(kwok.healthy, 60, "kwok to serve /healthz")

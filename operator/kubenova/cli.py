@@ -87,6 +87,16 @@ def cmd_operator(args: argparse.Namespace) -> int:
             webhook_listen=args.webhook_listen,
             webhook_host=args.webhook_host,
             webhook_cert_dir=args.webhook_cert_dir,
+            shutdown_timeout=args.shutdown_timeout,
+            sync_power_state_interval=args.sync_power_state_interval,
+            console_listen=None if args.console_listen in ("", "off") else args.console_listen,
+            console_cert_dir=args.console_cert_dir,
+            console_client_ca=args.console_client_ca,
+            # host failure and the audit (issue 7 parts 4-5)
+            host_down_after=args.host_down_after,
+            resume_guests_state_on_host_boot=args.resume_guests_state_on_host_boot,
+            audit_interval=args.audit_interval,
+            audit_grace=args.audit_grace,
         )
     except (ValidationError, OSError) as err:
         print(f"kubenova operator: invalid configuration: {err}", file=sys.stderr)
@@ -119,6 +129,67 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     ready = Path(args.ready_file) if args.ready_file else None
     return main(args.spec, Path(args.workdir), ready, args.qemu, args.shutdown_grace)
+
+
+def _kube_target(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The kubeconfig (kubectl's: --kubeconfig, else $KUBECONFIG, else ~/.kube/config) and the
+    namespace (-n, else the context's, else default)."""
+    from kubenova.console.client import default_namespace
+
+    return args.kubeconfig, args.namespace or default_namespace(args.kubeconfig, args.context)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from kubernetes import client, config
+
+    from kubenova.eventlist import show
+
+    kubeconfig, namespace = _kube_target(args)
+    with config.new_client_from_config(config_file=kubeconfig, context=args.context) as api:
+        try:
+            print(show(api, namespace, args.name))
+        except client.ApiException as err:
+            if err.status == 404:
+                print(
+                    f"kubenova events: instance {args.name} not found in namespace {namespace}",
+                    file=sys.stderr,
+                )
+                return 1
+            raise
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import os
+
+    from kubenova.console.client import (
+        DEFAULT_URL,
+        ConsoleClient,
+        ConsoleError,
+        console_ca,
+        credentials,
+        run,
+    )
+
+    kubeconfig, namespace = _kube_target(args)
+    url = args.console_url or os.environ.get("KUBENOVA_CONSOLE_URL") or DEFAULT_URL
+    try:
+        reader = ConsoleClient(
+            url, console_ca(args.console_ca), credentials(kubeconfig, args.context)
+        )
+        return run(reader, namespace, args.name, args.follow)
+    except ConsoleError as err:
+        print(f"kubenova console: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _add_kube_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the Instance")
+    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, else ~/.kube/config")
+    parser.add_argument("--context", help="default: the kubeconfig's current context")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +240,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-host", help="the name or IP the apiserver dials (default: the listen host)"
     )
     op.add_argument("--webhook-cert-dir", help="TLS files (default: <state-dir>/webhook)")
+    op.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a stop waits for the guest's ACPI power-off before forcing it",
+    )
+    op.add_argument(
+        "--sync-power-state-interval",
+        type=float,
+        default=60.0,
+        help="seconds between power-state syncs of ACTIVE instances (0: off)",
+    )
+    op.add_argument(
+        "--console-listen",
+        default="127.0.0.1:9465",
+        metavar="HOST:PORT",
+        help="the console endpoint (HTTPS, Kubernetes users, RBAC instances/console); off: none",
+    )
+    op.add_argument("--console-cert-dir", help="its TLS files (default: <state-dir>/console)")
+    op.add_argument(
+        "--console-client-ca",
+        help="CA of client certificates it accepts (default: the cluster's client CA)",
+    )
+    # -- host failure and the audit (issue 7 parts 4-5; README "Host failure", "Resilience") --
+    op.add_argument(
+        "--host-down-after",
+        type=float,
+        default=60.0,
+        help="seconds without a heartbeat (Lease renewal) after which a host is down",
+    )
+    op.add_argument(
+        "--resume-guests-state-on-host-boot",
+        action="store_true",
+        help="start again the VMs found not running when their host returns (else: STOPPED)",
+    )
+    op.add_argument(
+        "--audit-interval", type=float, default=60.0, help="seconds between orphan audits (0: off)"
+    )
+    op.add_argument(
+        "--audit-grace",
+        type=float,
+        default=60.0,
+        help="seconds something must have been an orphan before the audit removes it",
+    )
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
 
@@ -189,6 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hosts", type=int, default=1)
     run.add_argument("--timeout", type=float, default=300.0)
     run.set_defaults(func=cmd_run)
+
+    events = sub.add_parser(
+        "events", help="an instance's action log (openstack server event list) and its events"
+    )
+    _add_kube_target(events)
+    events.set_defaults(func=cmd_events)
+
+    console = sub.add_parser("console", help="an instance's serial console log")
+    _add_kube_target(console)
+    console.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    console.add_argument(
+        "--console-url",
+        help="the operator's console endpoint (default $KUBENOVA_CONSOLE_URL, else "
+        "https://127.0.0.1:9465)",
+    )
+    console.add_argument(
+        "--console-ca",
+        help="its CA, <state-dir>/console/ca.crt (default $KUBENOVA_CONSOLE_CA, else "
+        ".kubenova/state/console/ca.crt if present)",
+    )
+    console.set_defaults(func=cmd_console)
 
     launch = sub.add_parser(
         "launch", help="run one VM in the foreground (the QEMU pod driver's container)"

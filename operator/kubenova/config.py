@@ -46,6 +46,40 @@ class OperatorConfig(BaseModel):
     """The name or IP the apiserver dials, put in the certificate; default the listen host."""
     webhook_cert_dir: Path | None = None
     """Where the webhook's CA and serving certificate live; default <state_dir>/webhook."""
+    # -- instance actions and the console (conductor/actions.py, console/server.py) ---------
+    shutdown_timeout: float = Field(default=60.0, ge=0)
+    """Seconds a stop gives the guest to power off through ACPI before forcing it (Nova's
+    shutdown_timeout)."""
+    sync_power_state_interval: float = Field(default=60.0, ge=0)
+    """Seconds between power-state syncs of each resting ACTIVE instance; 0 disables them."""
+    console_listen: str | None = Field(
+        default="127.0.0.1:9465", pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:]+):\d{1,5}$"
+    )
+    """HOST:PORT of the console endpoint (HTTPS, Kubernetes authentication and RBAC); None
+    disables it."""
+    console_cert_dir: Path | None = None
+    """The console endpoint's CA and serving certificate; default <state_dir>/console."""
+    console_client_ca: Path | None = None
+    """CA bundle of client certificates the console accepts; default the cluster's own
+    (kube-system/extension-apiserver-authentication, as aggregated API servers read it)."""
+
+    # -- host failure and the audit (issue 7 parts 4-5: conductor/hosts.py, audit/) ---------
+    host_down_after: float = Field(default=60.0, gt=0)
+    """Nova's service_down_time: a compute host whose heartbeat (its Lease) has not moved for
+    this many seconds is down: no new instances, its instances marked."""
+    resume_guests_state_on_host_boot: bool = False
+    """Nova's option: an ACTIVE instance whose VM is not running when its host returns (or
+    when the operator starts again) is started again; else it is stopped (STOPPED)."""
+    audit_interval: float = Field(default=60.0, ge=0)
+    """Seconds between audits for orphans (VMs, Ports, claims, attachments, quota entries of
+    instances that no longer exist); 0 disables the audit."""
+    audit_grace: float = Field(default=60.0, ge=0)
+    """An orphan is removed only once it has been one for this long (two audits apart)."""
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often embedded hosts renew their Lease: well within host_down_after."""
+        return min(10.0, self.host_down_after / 4)
 
     @model_validator(mode="before")
     @classmethod
@@ -72,3 +106,14 @@ class OperatorConfig(BaseModel):
     @property
     def webhook_certs(self) -> Path:
         return self.webhook_cert_dir or self.state_dir / "webhook"
+
+    @property
+    def console_address(self) -> tuple[str, int] | None:
+        if self.console_listen is None:
+            return None
+        host, _, port = self.console_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def console_certs(self) -> Path:
+        return self.console_cert_dir or self.state_dir / "console"

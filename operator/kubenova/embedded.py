@@ -136,7 +136,11 @@ def run(once: bool, hosts: int, timeout: float) -> int:
             code = 0 if report(obj) >= 0 else 1
             if not once:
                 say(f"export KUBECONFIG={cluster.kubeconfig}")
-                say("kubectl get instances; Ctrl-C deletes the instance and stops everything")
+                say(f"export KUBENOVA_CONSOLE_CA={state / 'operator' / 'console' / 'ca.crt'}")
+                say(
+                    "kubectl get instances; kubenova events demo; kubenova console demo; "
+                    "Ctrl-C deletes the instance and stops everything"
+                )
                 stop.wait()
         finally:
             cleanup(api, operator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -90,3 +90,16 @@ RESCHEDULES = Counter(
     "kubenova_instance_reschedules_total",
     "Builds sent back to SCHEDULING for an alternate host after failing on one.",
 )
+
+# -- host failure and the audit (conductor/hosts.py, audit/) ----------------------------------
+HOSTS_DOWN = Gauge(
+    "kubenova_compute_hosts_down",
+    "Compute hosts whose heartbeat (their Lease) has not moved for --host-down-after seconds.",
+)
+AUDIT_CLEANUPS = Counter(
+    "kubenova_audit_cleanups_total",
+    "Orphans the periodic audit removed, by kind: vm (a VM or instance directory of no "
+    "instance), port, claim (a ResourceProvider allocation), volume_attachment, quota.",
+    ["kind"],
+)
+AUDIT_RUNS = Counter("kubenova_audit_runs_total", "Audits completed.")

@@ -46,7 +46,10 @@ def allocations(api, node: str = HOST) -> dict:
 def columns(table: str) -> dict[str, str]:
     """The first row of `kubectl get` output by column header (empty cells stay empty)."""
     header, row = table.splitlines()[:2]
-    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    # a header may hold a space (HOST STATUS); kubectl puts at least 3 between columns
+    starts = [
+        i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 2 : i] == "  ")
+    ]
     bounds = list(zip(starts, [*starts[1:], None], strict=True))
     return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
 

@@ -341,7 +341,13 @@ def test_webhook_configuration_managed_by_kopf(admission_operator, api):
     hooks = {h.name: h for h in config.webhooks}
     assert set(hooks) == {
         f"{name}.kubenova.compute.kubenova.io"
-        for name in ("instance-create", "volume-create", "volume-grow", "volume-delete")
+        for name in (
+            "instance-create",
+            "instance-action",  # a reboot or power change the instance's state refuses
+            "volume-create",
+            "volume-grow",
+            "volume-delete",
+        )
     }
     for hook in hooks.values():
         assert (hook.failure_policy, hook.side_effects) == ("Fail", "None"), hook.name

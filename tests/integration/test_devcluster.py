@@ -87,3 +87,22 @@ def test_sigkilled_up_takes_its_control_plane_with_it_and_its_files_are_swept():
     assert state.exists()  # no teardown ran...
     assert state in sweep_orphaned_state()  # ...so the next start removes what it left
     assert not state.exists()
+
+
+def test_restart_apiserver_keeps_port_certificates_and_data():
+    """restart_apiserver(): the same port, certificates and etcd, so clients (the operator)
+    reconnect with the kubeconfig they have and find every object."""
+    from kubernetes import client, config
+
+    with DevCluster() as cluster:
+        api = config.new_client_from_config(str(cluster.kubeconfig))
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="kept")))
+        server, etcd_pid, old_pid = cluster.server, cluster.pids[0], cluster.pids[1]
+        cluster.restart_apiserver(down_for=0.5)
+        assert cluster.server == server and cluster.pids[0] == etcd_pid
+        assert cluster.pids[1] != old_pid and not running(old_pid)
+        fresh = config.new_client_from_config(str(cluster.kubeconfig))
+        assert client.CoreV1Api(fresh).read_namespace("kept").metadata.name == "kept"
+        fresh.close()
+        api.close()

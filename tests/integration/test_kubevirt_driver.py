@@ -41,7 +41,9 @@ def vmi_crd(api):
 
     def established() -> bool:
         crd = extensions.read_custom_resource_definition(body["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+        return any(
+            c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
+        )
 
     wait_for(established, 30, "the VMI CRD to be established")
     yield

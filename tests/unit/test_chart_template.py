@@ -104,7 +104,10 @@ CASES = [
     for a in (False, True)
     for ns in ("", "*", "vms")
     if d != "qemu" or ns == ""
-] + [pytest.param({"driver": "qemu", "embedded.hosts": 3}, id="qemu-3-hosts")]
+] + [
+    pytest.param({"driver": "qemu", "embedded.hosts": 3}, id="qemu-3-hosts"),
+    *(pytest.param({"driver": d, "console.enabled": True}, id=f"{d}-console") for d in DRIVERS),
+]
 
 
 @pytest.mark.parametrize("values", CASES)
@@ -127,8 +130,14 @@ def test_rbac_per_driver():
     def groups(perms):
         return {p.group for p in perms}
 
-    assert groups(by_driver["pod"]) == {"", OPERATOR_GROUP}
-    assert groups(by_driver["kubevirt"]) == {"", OPERATOR_GROUP, "kubevirt.io"}
+    # coordination.k8s.io for every driver: hosts' heartbeats (Leases) are listed (host failure)
+    assert groups(by_driver["pod"]) == {"", OPERATOR_GROUP, "coordination.k8s.io"}
+    assert groups(by_driver["kubevirt"]) == {
+        "",
+        OPERATOR_GROUP,
+        "kubevirt.io",
+        "coordination.k8s.io",
+    }
     assert groups(by_driver["qemu"]) == {"", OPERATOR_GROUP, "coordination.k8s.io"}
     assert groups(admission - by_driver["pod"]) == {"admissionregistration.k8s.io"}
 
@@ -142,7 +151,10 @@ def test_rbac_per_driver():
             for p in by_driver[driver]
             if p.resource.startswith("nodes") and p.verb in ("create", "patch", "update")
         }
-        assert not {p for p in by_driver[driver] if p.resource == "leases"}
+        leases = {p for p in by_driver[driver] if p.resource == "leases"}
+        assert leases == {
+            permissions.Permission("coordination.k8s.io", "leases", "list", "kube-node-lease")
+        }
     for perm in by_driver["qemu"]:
         if perm.verb == "patch" and perm.resource in ("nodes", "nodes/status", "leases"):
             assert perm.name == "compute-0", perm
@@ -277,7 +289,12 @@ def test_services_and_service_monitor():
 
 
 def test_standard_labels_and_the_release_namespace():
-    objects = ours(render({"driver": "qemu", "admission.enabled": True}, namespace="elsewhere"))
+    objects = ours(
+        render(
+            {"driver": "qemu", "admission.enabled": True, "console.enabled": True},
+            namespace="elsewhere",
+        )
+    )
     for obj in objects:
         labels = obj["metadata"]["labels"]
         for key in ("name", "instance", "version", "managed-by", "part-of"):
@@ -288,11 +305,14 @@ def test_standard_labels_and_the_release_namespace():
             assert namespace is None
         elif obj["metadata"]["name"].endswith("-node-lease"):
             assert namespace == "kube-node-lease"  # Kubernetes' own namespace for node leases
+        elif obj["metadata"]["name"].endswith("-client-ca"):
+            assert namespace == "kube-system"  # where kube-apiserver publishes its client CA
         else:
             assert namespace == "elsewhere", obj["kind"]
     text = (CHART / "templates").glob("*.yaml")
     for template in text:
-        assert not re.search(r"namespace: (?!\{\{|kube-node-lease)", template.read_text()), template
+        literal = r"namespace: (?!\{\{|kube-node-lease|kube-system)"
+        assert not re.search(literal, template.read_text()), template
 
 
 def test_notes_say_how_to_boot_the_example_and_where_the_metrics_are():

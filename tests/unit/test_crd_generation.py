@@ -69,4 +69,5 @@ def test_every_kind_is_in_the_nova_category_with_a_status_subresource(kind):
 def test_instance_printer_columns():
     columns = build_crd(Instance)["spec"]["versions"][0]["additionalPrinterColumns"]
     default = [c["name"].upper() for c in columns if not c.get("priority")]
-    assert default == ["STATUS", "TASK", "POWER", "HOST", "IP", "AGE"]
+    # HOST STATUS: DOWN while the host has stopped its heartbeat (Nova's host_status)
+    assert default == ["STATUS", "TASK", "POWER", "HOST", "HOST STATUS", "IP", "AGE"]

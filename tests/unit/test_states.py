@@ -55,3 +55,62 @@ def test_of_status_reads_nova_names():
         VmState.BUILDING, TaskState.SPAWNING
     )
     assert of_status({"vmState": "ACTIVE"}) == states.ACTIVE
+
+
+# -- instance actions (issue 7) ----------------------------------------------------------------
+ACTION_PATHS = {
+    "stop": [states.ACTIVE, states.POWERING_OFF, states.STOPPED],
+    "start": [states.STOPPED, states.POWERING_ON, states.ACTIVE],
+    "soft reboot": [states.ACTIVE, states.REBOOTING, states.ACTIVE],
+    "hard reboot": [states.ACTIVE, states.REBOOTING_HARD, states.ACTIVE],
+    "hard reboot from STOPPED": [states.STOPPED, states.STOPPED_REBOOTING_HARD, states.ACTIVE],
+    "hard reboot from ERROR": [states.ERROR, states.ERROR_REBOOTING_HARD, states.ACTIVE],
+    "stop from ERROR": [states.ERROR, states.ERROR_POWERING_OFF, states.STOPPED],
+}
+
+
+@pytest.mark.parametrize("path", ACTION_PATHS.values(), ids=ACTION_PATHS.keys())
+def test_action_paths_in_nova_states(path):
+    for before, after in itertools.pairwise(path):
+        check(before, after)
+
+
+def test_action_task_states_are_novas():
+    assert str(states.POWERING_OFF) == "ACTIVE/POWERING_OFF"
+    assert str(states.POWERING_ON) == "STOPPED/POWERING_ON"
+    assert str(states.REBOOTING) == "ACTIVE/REBOOTING"
+    assert str(states.ERROR_REBOOTING_HARD) == "ERROR/REBOOTING_HARD"
+
+
+@pytest.mark.parametrize("state", states.ACTION_STATES)
+def test_every_action_can_end_in_error(state):
+    check(state, states.ERROR)
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (states.STOPPED, states.REBOOTING),  # soft reboot only from ACTIVE
+        (State(VmState.ERROR, TaskState.REBOOTING), states.ACTIVE),
+        (states.ERROR, states.POWERING_ON),  # start only from STOPPED
+        (states.ACTIVE, states.POWERING_ON),
+        (states.STOPPED, states.POWERING_OFF),
+        (states.SPAWNING, states.POWERING_OFF),  # nothing while building
+        (states.SCHEDULING, states.REBOOTING_HARD),
+        (states.STOPPED, states.ACTIVE),
+        (states.POWERING_OFF, states.REBOOTING),  # one action at a time
+        (states.REBOOTING, states.REBOOTING_HARD),
+        (states.STOPPED_REBOOTING_HARD, states.STOPPED),  # a failed reboot with no VM: ERROR
+        (states.ERROR_POWERING_OFF, states.ACTIVE),
+    ],
+)
+def test_forbidden_action_transitions(source, target):
+    with pytest.raises(InvalidTransition):
+        check(source, target)
+
+
+def test_a_failed_action_reverts_where_nova_reverts():
+    check(states.POWERING_OFF, states.ACTIVE)  # the VM still runs
+    check(states.POWERING_ON, states.STOPPED)  # the VM did not start
+    check(states.REBOOTING, states.ACTIVE)  # "reboot failed but instance is running"
+    check(states.ERROR_POWERING_OFF, states.ERROR)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 from kubernetes_asyncio import client
 
 from kubenova.kube.client import ApiException
@@ -150,8 +151,10 @@ class HostRegistration:
                     )
             except ApiException as err:  # keep beating; the apiserver may be restarting
                 log.warning("heartbeat of %s failed: %s", self.name, err.reason)
-            except OSError as err:
-                log.warning("heartbeat of %s failed: %s", self.name, err)
+            except (OSError, aiohttp.ClientError, TimeoutError) as err:
+                # a dropped connection (ServerDisconnectedError is no OSError): a heartbeat task
+                # that died here would leave a live host looking down for good
+                log.warning("heartbeat of %s failed: %r", self.name, err)
 
     async def mark_stopped(self) -> None:
         await self.core.patch_node_status(

@@ -19,9 +19,10 @@ import aiohttp
 import kopf
 
 from kubenova import metrics
-from kubenova.conductor import states
+from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
+from kubenova.conductor.status import Derive
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
 from kubenova.metadata.network_config import NicConfig, network_config
@@ -112,9 +113,11 @@ class Build:
     def state(self) -> State:
         return states.of_status(self.status)
 
-    async def _move(self, target: State, reason: str, message: str, **fields: Any) -> None:
+    async def _move(
+        self, target: State, reason: str, message: str, derive: Derive | None = None, **fields: Any
+    ) -> None:
         self.obj = await self.c.writer.transition(
-            self.namespace, self.name, self.state, target, message, fields
+            self.namespace, self.name, self.state, target, message, fields, derive=derive
         )
         self.emit("Warning" if target == states.ERROR else "Normal", reason, message)
         log.info("%s: %s (%s)", self.ref, target, message)
@@ -159,7 +162,13 @@ class Build:
             states.SCHEDULING,
             "Scheduling",
             "build requested; scheduling",
+            # the action log's `create` (conductor/actionlog.py); the build boots the guest, so
+            # the power state it takes up is Running (a Stopped spec is a stop once ACTIVE)
+            derive=actionlog.create_started(
+                parse_time(self.obj["metadata"]["creationTimestamp"]), now()
+            ),
             powerState=PowerState.NOSTATE.value,
+            observedPowerState="Running",
         )
 
     async def schedule(self) -> None:
@@ -277,6 +286,70 @@ class Build:
         driver = self.driver_on(host)
         if driver is None:
             raise BuildError(f"host {host} is not served by this operator", reschedule=True)
+        await self.verify_holdings(host)
+        request = await self.spawn_request(driver)
+        try:
+            info = await driver.spawn(request, self.c.boot_timeout)
+        except DriverError as err:
+            raise BuildError(f"spawn on {host} failed: {err}", 500, reschedule=True) from err
+        booted = now()
+        created = parse_time(self.obj["metadata"]["creationTimestamp"])
+        metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
+        self.c.failed_builds.pop(host, None)
+        for address in self.status.get("addresses") or []:
+            port = port_name(address["network"], address["ip"])
+            await self.c.ports.set_phase(port, self.namespace, "ACTIVE", host)
+        message = f"guest booted on {host} ({info.details.get('accelerator', '?')})"
+        await self._move(
+            states.ACTIVE,
+            "Active",
+            message,
+            derive=actionlog.create_finished(actionlog.SUCCESS, message, booted),
+            powerState=PowerState.RUNNING.value,
+            launchedAt=iso(booted),
+            alternates=None,
+        )
+
+    async def verify_holdings(self, host: str) -> None:
+        """Before a VM is started: the claim on `host` and the ports in status still exist.
+
+        A resumed build can find them given back: an operator killed in the middle of
+        `fail()` (the host's claim released, the ports deleted, the reschedule not yet
+        written) resumes the failed step on the same host. Without its claim the VM would run
+        uncounted; without its ports its addresses could be handed out again. The claim is
+        taken again if it still fits (placement claims are idempotent); missing ports send
+        the build to the next host, where the network step allocates afresh (and a detached
+        volume is attached again).
+        """
+        if not self.holds_claim(host):
+            flavor = self.resolve_flavor(self.obj["spec"]["flavor"])
+            capacity = next((h.capacity for h in self.host_states() if h.name == host), None)
+            if capacity is None or not await self.c.placement.claim(
+                host, self.uid, self.ref, resources_of(flavor), capacity
+            ):
+                raise BuildError(
+                    f"the claim on {host} was released and no longer fits", reschedule=True
+                )
+            log.warning("%s: claimed %s again (its claim had been released)", self.ref, host)
+        addresses = self.status.get("addresses") or []
+        if addresses:
+            owner = Owner(self.namespace, self.name, self.uid)
+            held = {p["spec"]["ipAddress"] for p in await self.c.ports.of_instance(owner)}
+            missing = [a["ip"] for a in addresses if a["ip"] not in held]
+            if missing:
+                raise BuildError(
+                    f"the ports of {', '.join(missing)} were released; allocating afresh",
+                    reschedule=True,
+                )
+        for name in [v["volume"] for v in self.obj["spec"].get("volumes") or []]:
+            volume = await self.c.objects.find("volumes", name, self.namespace)
+            if volume is not None and not attached_to(volume, self.uid):
+                raise BuildError(f"Volume {name} was detached; attaching afresh", reschedule=True)
+
+    async def spawn_request(self, driver: ComputeDriver) -> SpawnRequest:
+        """What `driver` needs to boot this instance (the image fetched into the local cache
+        first when the driver boots from it). Also used to spawn a lost VM again when its
+        host returns (conductor/hosts.py)."""
         spec = self.obj["spec"]
         flavor = self.resolve_flavor(spec["flavor"])
         image = await self.resolve_image(spec["image"])
@@ -288,7 +361,7 @@ class Build:
                 )
             except ImageError as err:
                 raise BuildError(f"image {spec['image']}: {err}", 500) from err
-        request = SpawnRequest(
+        return SpawnRequest(
             instance_id=self.uid,
             name=self.ref,
             vcpus=flavor["vcpus"],
@@ -305,25 +378,6 @@ class Build:
                 for a in self.status.get("addresses") or []
             ),
             volumes=await self.attached_volume_paths(),
-        )
-        try:
-            info = await driver.spawn(request, self.c.boot_timeout)
-        except DriverError as err:
-            raise BuildError(f"spawn on {host} failed: {err}", 500, reschedule=True) from err
-        booted = now()
-        created = parse_time(self.obj["metadata"]["creationTimestamp"])
-        metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
-        self.c.failed_builds.pop(host, None)
-        for address in self.status.get("addresses") or []:
-            port = port_name(address["network"], address["ip"])
-            await self.c.ports.set_phase(port, self.namespace, "ACTIVE", host)
-        await self._move(
-            states.ACTIVE,
-            "Active",
-            f"guest booted on {host} ({info.details.get('accelerator', '?')})",
-            powerState=PowerState.RUNNING.value,
-            launchedAt=iso(booted),
-            alternates=None,
         )
 
     async def guest_metadata(self) -> GuestMetadata:
@@ -407,6 +461,7 @@ class Build:
             states.ERROR,
             "BuildFailed",
             str(err)[:1000],
+            derive=actionlog.create_finished(actionlog.ERROR, str(err), now()),
             fault=fault,
             attempts=attempts,
             host=None,
@@ -466,8 +521,18 @@ class Build:
             await asyncio.sleep(IMAGE_WAIT_SECONDS)
 
     def claimed_host(self) -> str | None:
-        """A host already holding our claim (a restart between claim and status write)."""
-        return Caches.one(self.caches.claims, self.uid)
+        """A host already holding our claim (a restart between claim and status write; or a
+        status write that failed after the claim, e.g. the apiserver restarting: then only
+        this process's own record knows it until the watch delivers it)."""
+        host = Caches.one(self.caches.claims, self.uid)
+        if host is None:
+            own = self.c.placement.own_claims.items()
+            host = next((node for node, mine in own if self.uid in mine), None)
+        return host
+
+    def holds_claim(self, host: str) -> bool:
+        indexed = tuple(self.caches.claims.get(self.uid) or ())
+        return host in indexed or self.uid in (self.c.placement.own_claims.get(host) or {})
 
     def host_states(self) -> list[HostState]:
         return host_states(
@@ -478,6 +543,7 @@ class Build:
             self.c.scheduling.ratios,
             self.c.failed_builds,
             self.c.placement.own_claims,
+            self.c.hosts_down,
         )
 
 

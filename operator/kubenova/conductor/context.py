@@ -115,6 +115,8 @@ class Conductor:
     boot_timeout: float = 300.0
     failed_builds: Counter[str] = field(default_factory=Counter)
     """Recent build failures per host (BuildFailureWeigher); a success there resets it."""
+    hosts_down: dict[str, str] = field(default_factory=dict)
+    """Hosts whose heartbeat stopped, with why (conductor/hosts.py keeps it; ComputeFilter)."""
     _group_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     async def release_tenant_resources(

@@ -29,6 +29,27 @@ ACTIVE = State(VmState.ACTIVE, None)
 STOPPED = State(VmState.STOPPED, None)
 ERROR = State(VmState.ERROR, None)
 
+# -- instance actions (issue 7): stop, start, soft and hard reboot, as Nova's compute API --------
+# The task state is written before the driver is called, so an operator restarted mid-action
+# finds it and redoes the action (conductor/actions.py), as Nova's `_init_instance` does.
+POWERING_OFF = State(VmState.ACTIVE, TaskState.POWERING_OFF)
+ERROR_POWERING_OFF = State(VmState.ERROR, TaskState.POWERING_OFF)  # Nova: stop from ERROR
+POWERING_ON = State(VmState.STOPPED, TaskState.POWERING_ON)
+REBOOTING = State(VmState.ACTIVE, TaskState.REBOOTING)  # soft: only from ACTIVE
+REBOOTING_HARD = State(VmState.ACTIVE, TaskState.REBOOTING_HARD)
+STOPPED_REBOOTING_HARD = State(VmState.STOPPED, TaskState.REBOOTING_HARD)
+ERROR_REBOOTING_HARD = State(VmState.ERROR, TaskState.REBOOTING_HARD)
+#: every state an action is in progress in; each ends in one of `ACTION_OUTCOMES[state]`
+ACTION_STATES: tuple[State, ...] = (
+    POWERING_OFF,
+    ERROR_POWERING_OFF,
+    POWERING_ON,
+    REBOOTING,
+    REBOOTING_HARD,
+    STOPPED_REBOOTING_HARD,
+    ERROR_REBOOTING_HARD,
+)
+
 #: the build, in order; a failure at any step on a host goes back to SCHEDULING (reschedule)
 BUILD_STEPS: tuple[State, ...] = (SCHEDULING, NETWORKING, BLOCK_DEVICE_MAPPING, SPAWNING)
 
@@ -42,6 +63,41 @@ _ALLOWED: dict[State, frozenset[State]] = {
     STOPPED: frozenset({ERROR}),
     ERROR: frozenset(),
 }
+
+# -- instance actions (issue 7) ------------------------------------------------------------------
+# Starting an action: the resting state gets the action's task state (Nova's API sets it).
+# Ending it: success, or on failure the state the VM is really in (Nova's reverts_task_state and
+# "reboot failed but the instance is running"): a VM still running stays ACTIVE, a stop or start
+# that failed leaves it where it was, a reboot that left no running VM is ERROR with a fault;
+# ERROR too when the VM's state cannot be read at all (it vanished mid-action).
+# ACTIVE -> ERROR (above) is also the power-state sync finding the VM gone behind our back.
+_ACTION_STARTS: dict[State, frozenset[State]] = {
+    ACTIVE: frozenset({POWERING_OFF, REBOOTING, REBOOTING_HARD}),
+    STOPPED: frozenset({POWERING_ON, STOPPED_REBOOTING_HARD}),
+    ERROR: frozenset({ERROR_POWERING_OFF, ERROR_REBOOTING_HARD}),
+}
+ACTION_OUTCOMES: dict[State, frozenset[State]] = {
+    POWERING_OFF: frozenset({STOPPED, ACTIVE, ERROR}),
+    ERROR_POWERING_OFF: frozenset({STOPPED, ERROR}),
+    POWERING_ON: frozenset({ACTIVE, STOPPED, ERROR}),
+    REBOOTING: frozenset({ACTIVE, ERROR}),
+    REBOOTING_HARD: frozenset({ACTIVE, ERROR}),
+    STOPPED_REBOOTING_HARD: frozenset({ACTIVE, ERROR}),
+    ERROR_REBOOTING_HARD: frozenset({ACTIVE, ERROR}),
+}
+_ALLOWED = {
+    **{
+        source: targets | _ACTION_STARTS.get(source, frozenset())
+        for source, targets in _ALLOWED.items()
+    },
+    **ACTION_OUTCOMES,
+}
+
+# -- host failure (issue 7 part 4, conductor/hosts.py) --------------------------------------------
+# An ACTIVE instance whose VM is not running when its host comes back (or when the operator
+# starts again) is stopped, as Nova's power-state sync calls its stop API then; with
+# resume_guests_state_on_host_boot it is started again instead and stays ACTIVE.
+_ALLOWED[ACTIVE] = _ALLOWED[ACTIVE] | {STOPPED}
 
 
 class InvalidTransition(Exception):

@@ -7,6 +7,7 @@ a concurrent writer makes it fail (409) instead of being overwritten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from kubenova.kube.client import ApiException, Objects
 from kubenova.timestamps import iso, now, parse_time
 
 PLURAL = "instances"
+Derive = Callable[[dict[str, Any], dict[str, Any]], None]
+"""Adds to a status patch from the status it is computed on: derive(status, patch)."""
 
 #: the condition a state's success sets True (Ready follows ACTIVE)
 _DONE_CONDITION = {
@@ -91,9 +94,12 @@ class StatusWriter:
         fields: dict[str, Any] | None = None,
         at: datetime | None = None,
         retries: int = 8,
+        derive: Derive | None = None,
     ) -> dict[str, Any]:
         """Move the instance from `expected` to `target`, setting `fields` in the same write.
 
+        `derive(status, patch)`, if given, adds to the status patch from the status just read
+        (for lists such as `actions`, which must not be computed from a stale copy).
         Raises UnexpectedState if the instance is elsewhere (someone else moved it), and
         InvalidTransition if the state machine forbids the step.
         """
@@ -122,6 +128,8 @@ class StatusWriter:
                 "observedGeneration": generation,
                 **(fields or {}),
             }
+            if derive is not None:
+                derive(status, patch_status)
             patch = {
                 "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
                 "status": patch_status,
@@ -136,6 +144,37 @@ class StatusWriter:
             return updated
         raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
 
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        expected: State | None,
+        derive: Derive,
+        retries: int = 8,
+    ) -> dict[str, Any]:
+        """One compare-and-swap status write that keeps the state (a refused action, the
+        action log): `derive(status, patch)` fills the patch from the status just read.
+        `expected` None: whatever the state (the deletion's log entry)."""
+        for _ in range(retries):
+            obj = await self.objects.get(PLURAL, name, namespace)
+            status = obj.get("status") or {}
+            current = states.of_status(status)
+            if expected is not None and current != expected:
+                raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
+            patch_status: dict[str, Any] = {}
+            derive(status, patch_status)
+            patch = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": patch_status,
+            }
+            try:
+                return await self.objects.patch_status(PLURAL, name, namespace, patch)
+            except ApiException as err:
+                if err.status == 409:
+                    continue
+                raise
+        raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
+
 
 def _observe(obj: dict, status: dict, source: State, target: State, moment: datetime) -> None:
     created = parse_time(obj["metadata"]["creationTimestamp"])
@@ -147,5 +186,5 @@ def _observe(obj: dict, status: dict, source: State, target: State, moment: date
         metrics.TASK_STATE_DURATION.labels(source.task.value).observe(
             metrics.seconds_between(parse_time(history[-1]["time"]), moment)
         )
-    if target == states.ACTIVE:
+    if target == states.ACTIVE and source == states.SPAWNING:  # the boot, not a start/reboot
         metrics.CREATE_TO_ACTIVE.observe(metrics.seconds_between(created, moment))

@@ -126,6 +126,28 @@ class DevCluster:
         if not self.keep_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def restart_apiserver(self, down_for: float = 0.0, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver and start it again on the same port, with the same certificates,
+        keys and etcd (what a control-plane upgrade or crash looks like to its clients): every
+        kubeconfig stays valid and the data is all there. `down_for`: seconds it stays down."""
+        old = self._apiserver
+        if old is None:
+            raise DevClusterError("kube-apiserver is not running")
+        old.stop()
+        self._apiserver = None
+        time.sleep(down_for)
+        proc = ManagedProcess(old.name, old.argv, old.log_path)
+        proc.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.alive():
+            if self._healthy(f"{self.server}/readyz"):
+                self._apiserver = proc
+                return
+            time.sleep(0.2)
+        tail = proc.log_tail()
+        proc.stop()
+        raise DevClusterError(f"kube-apiserver did not come back on port {self.api_port}:\n{tail}")
+
     # -- etcd --------------------------------------------------------------------------------
     def _start_etcd(self, timeout: float) -> None:
         def launch() -> ManagedProcess:

@@ -14,6 +14,7 @@ import logging
 import kopf
 
 from kubenova import GROUP, VERSION
+from kubenova.admission.actions import action_problems
 from kubenova.admission.certs import ensure_certificates
 from kubenova.admission.instance import instance_problems
 from kubenova.admission.lookup import Indexes, Lookup, instance_refs
@@ -100,6 +101,15 @@ async def validate_instance_create(namespace, spec, memo, **kwargs):
     if problems:
         refs = await instance_refs(Lookup(objects), namespace, spec)
         _refuse(instance_problems(namespace, spec, refs))
+
+
+@kopf.on.validate(GROUP, VERSION, "instances", operations=["UPDATE"], id="instance-action")
+async def validate_instance_action(name, old, new, subresource, **_):
+    """A reboot annotation or a powerState change the instance's state does not allow (Nova's
+    409 "Cannot 'reboot' instance ... while it is in vm_state STOPPED")."""
+    if subresource or not old or not new:
+        return
+    _refuse(action_problems(name, old, new))
 
 
 @kopf.on.validate(GROUP, VERSION, "volumes", operations=["CREATE"], id="volume-create")

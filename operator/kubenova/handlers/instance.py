@@ -1,4 +1,5 @@
-"""Instance handlers: a daemon per instance walks the build; deletion frees everything."""
+"""Instance handlers: a daemon per instance walks the build, then takes up its actions (stop,
+start, reboot: conductor/actions.py); deletion frees everything."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import logging
 import kopf
 
 from kubenova import GROUP, VERSION
+from kubenova.conductor.actions import Lifecycle, Timing, record_delete
 from kubenova.conductor.build import Build, Caches, event_emitter
 from kubenova.conductor.context import Conductor
+from kubenova.timestamps import parse_time
 
 log = logging.getLogger("kubenova.handlers")
 VM_STATES: dict[str, str] = {}
 """vmState by instance uid, for the `kubenova_instances` gauge."""
+WAKE: dict[str, asyncio.Event] = {}
+"""Set on every change of an instance (spec, annotations, status): its daemon looks again."""
 
 
 @kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
@@ -32,7 +37,9 @@ async def build_instance(
     stopped,
     **_,
 ):
-    """Drive the instance to ACTIVE or ERROR, then rest until it is deleted."""
+    """Drive the instance to ACTIVE or ERROR, then take up its actions until it is deleted
+    (kopf cancels the daemon then, and when the operator stops: the task state in status
+    lets the next daemon finish an interrupted action)."""
     conductor: Conductor = memo.conductor
     caches = Caches(
         nodes=nodes,
@@ -45,7 +52,17 @@ async def build_instance(
         networks=network_specs,
         port_addresses=port_addresses,
     )
-    await Build(conductor, body, caches, event_emitter(body)).drive()
+    build = Build(conductor, body, caches, event_emitter(body))
+    await build.drive()
+    uid = body["metadata"]["uid"]
+    wake = WAKE.setdefault(uid, asyncio.Event())
+    config = memo.config
+    timing = Timing(
+        shutdown_timeout=config.shutdown_timeout,
+        boot_timeout=conductor.boot_timeout,
+        sync_interval=config.sync_power_state_interval,
+    )
+    await Lifecycle(conductor, body, build.driver_on, build.emit, wake, timing).run()
     await stopped.wait()
 
 
@@ -53,8 +70,12 @@ async def build_instance(
 def track_vm_state(event, uid, status, **_):
     if event["type"] == "DELETED":
         VM_STATES.pop(uid, None)
+        WAKE.pop(uid, None)
     else:
         VM_STATES[uid] = status.get("vmState") or "NEW"
+    wake = WAKE.get(uid)
+    if wake is not None:
+        wake.set()
 
 
 @kopf.on.delete(GROUP, VERSION, "instances")
@@ -66,6 +87,8 @@ async def delete_instance(body, name, namespace, uid, spec, status, memo, claims
     """
     conductor: Conductor = memo.conductor
     kopf.info(body, reason="Deleting", message="destroying the VM and freeing its resources")
+    deleting = body["metadata"].get("deletionTimestamp")
+    await record_delete(conductor, namespace, name, parse_time(deleting) if deleting else None)
     holders = {status.get("host"), *claims.get(uid, ())}
     holders |= {node for node, mine in conductor.placement.own_claims.items() if uid in mine}
     placed = sorted(h for h in holders if h)

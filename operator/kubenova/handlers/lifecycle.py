@@ -13,6 +13,9 @@ from kubenova.compute.registration import HostCapacity, HostRegistration
 from kubenova.conductor.context import ComputeHost, ComputeHosts, Conductor, cluster_driver_for
 from kubenova.conductor.status import StatusWriter
 from kubenova.config import OperatorConfig
+from kubenova.console.server import ConsoleServer
+from kubenova.handlers.audit import start_audit
+from kubenova.handlers.hosts import start_host_monitor
 from kubenova.handlers.instance import VM_STATES
 from kubenova.image.cache import ImageCache
 from kubenova.kube import permissions
@@ -30,7 +33,7 @@ log = logging.getLogger("kubenova.operator")
 
 
 @kopf.on.startup(retries=1)  # a broken start-up must stop the operator, not loop
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
     config: OperatorConfig = memo.config
     # Progress and diff-base in our own annotations; status belongs to the conductor alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -80,17 +83,33 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     capacity = HostCapacity.of_machine(state_dir, share=max(1, config.hosts))
     tasks = []
     for name in config.host_names():
-        registration = HostRegistration(api, name, capacity, zone=config.zone)
+        registration = HostRegistration(
+            api, name, capacity, zone=config.zone, interval=config.heartbeat_interval
+        )
         await registration.register()
         tasks.append(asyncio.create_task(registration.heartbeat_forever(), name=f"hb-{name}"))
         driver = (
             FakeDriver(name) if config.driver == "fake" else QemuProcessDriver(state_dir / name)
         )
         conductor.hosts.local[name] = ComputeHost(name, driver, registration)
+    # host failure and the audit (issue 7 parts 4-5): background tasks, cancelled at cleanup
+    tasks.append(start_host_monitor(conductor, api, config, indexes))
+    if (audit := start_audit(conductor, config)) is not None:
+        tasks.append(audit)
     memo.api, memo.conductor, memo.tasks = api, conductor, tasks
     if config.metrics_port:
         REGISTRY.register(metrics.VmStateCollector(lambda: list(VM_STATES.values())))
         metrics.serve(config.metrics_port, config.metrics_host)
+    if config.console_address is not None:  # the serial console for `kubenova console`
+        console = ConsoleServer(
+            conductor, api, config.console_address, config.console_certs, config.console_client_ca
+        )
+        try:
+            await console.start()
+        except OSError as err:  # e.g. the port is taken: the operator runs on without it
+            log.error("console endpoint on %s not started: %s", config.console_listen, err)
+        else:
+            memo.console = console
     log.info(
         "kubenova operator up: hosts %s, state in %s, metrics on %s:%s",
         list(conductor.hosts.local),
@@ -112,6 +131,9 @@ async def stop(memo: kopf.Memo, **_):
                     await host.registration.mark_stopped()
                 except Exception as err:  # the apiserver may already be gone
                     log.warning("could not mark %s stopped: %s", host.name, err)
+    console = getattr(memo, "console", None)
+    if console is not None:
+        await console.stop()
     api = getattr(memo, "api", None)
     if api is not None:
         await api.close()

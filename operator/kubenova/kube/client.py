@@ -11,6 +11,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubenova import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 __all__ = ["ApiException", "Objects", "new_api_client"]
 
@@ -90,6 +91,15 @@ class Objects:
             )
         return await self._custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH
+        )
+
+    async def json_patch(
+        self, plural: str, name: str, namespace: str, operations: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """RFC 6902 JSON patch of a namespaced object: with a `test` operation it is atomic
+        (422 when the test fails)."""
+        return await self._custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, operations, _content_type=JSON_PATCH
         )
 
     async def patch_status(

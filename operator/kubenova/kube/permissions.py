@@ -181,6 +181,16 @@ def rules(config: Any) -> list[Rule]:
                 namespace=vm_namespace,
             ),
         ]
+    # host failure (issue 7 part 4): every compute host's heartbeat is judged from its Lease
+    found.append(
+        Rule(
+            "coordination.k8s.io",
+            ("leases",),
+            ("list",),
+            "a compute host whose heartbeat (its Lease) stops is down (conductor/hosts.py)",
+            namespace=LEASE_NAMESPACE,
+        )
+    )
     hosts = tuple(config.host_names())
     if hosts:
         found += [
@@ -208,6 +218,32 @@ def rules(config: Any) -> list[Rule]:
                 namespace=LEASE_NAMESPACE,
             ),
         ]
+    if getattr(config, "console_listen", None):
+        found += [
+            Rule(
+                "authentication.k8s.io",
+                ("tokenreviews",),
+                ("create",),
+                "the console endpoint checks a caller's bearer token with the apiserver",
+            ),
+            Rule(
+                "authorization.k8s.io",
+                ("subjectaccessreviews",),
+                ("create",),
+                "the console endpoint asks whether the caller may get instances/console",
+            ),
+        ]
+        if not getattr(config, "console_client_ca", None):
+            found.append(
+                Rule(
+                    "",
+                    ("configmaps",),
+                    ("get",),
+                    "the console endpoint accepts client certificates of the cluster's client CA",
+                    names=("extension-apiserver-authentication",),
+                    namespace="kube-system",
+                )
+            )
     if getattr(config, "admission", False):
         found += [
             Rule(

@@ -91,6 +91,9 @@ class HostState:
     """Instances here in a build or other I/O-heavy task state (IoOpsWeigher)."""
     failed_builds: int = 0
     """Recent build failures here (BuildFailureWeigher); reset by a success."""
+    service_down: str | None = None
+    """Why the host's compute service is judged down (its heartbeat stopped), else None
+    (compute/liveness.py; ComputeFilter removes such a host)."""
 
     @property
     def name(self) -> str:
@@ -106,7 +109,7 @@ class HostState:
 
     @classmethod
     def build(
-        cls, node: NodeSummary, used: Resources, ratios: AllocationRatios, **stats: int
+        cls, node: NodeSummary, used: Resources, ratios: AllocationRatios, **stats: Any
     ) -> HostState:
         a = node.allocatable
         capacity = Resources(a.vcpus * ratios.cpu, a.ram_mib * ratios.ram, a.disk_gib * ratios.disk)
@@ -134,6 +137,7 @@ def host_states(
     ratios: AllocationRatios,
     failed_builds: Mapping[str, int],
     own_claims: Mapping[str, Mapping[str, Resources]] | None = None,
+    down: Mapping[str, str] | None = None,
 ) -> list[HostState]:
     """HostStates from the watch-fed caches (kopf indexes: key -> the values of every object
     with that key): claims and pods' requests used per Node, instance activity, failures.
@@ -141,6 +145,7 @@ def host_states(
     `own_claims` (node -> consumer uid -> resources) are the claims this process made itself;
     they count at once, before the watch brings them back, so back-to-back decisions do not all
     pick the same host (Nova's HostState.consume_from_request does this in memory).
+    `down` names the hosts whose compute service is judged down, with why.
     """
     claimed: dict[str, dict[str, Resources]] = {}
     for name, store in providers.items():  # only hosts with claims have a provider
@@ -175,6 +180,7 @@ def host_states(
                 instances=len(placed),
                 io_ops=busy,
                 failed_builds=failed_builds.get(name, 0),
+                service_down=(down or {}).get(name),
             )
         )
     return hosts

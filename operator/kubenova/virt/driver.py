@@ -90,6 +90,9 @@ class ComputeDriver(abc.ABC):
     #: (SpawnRequest.image_path). False: the hypervisor fetches image_source itself (a pod, a
     #: VMI on another node), so the conductor does not download the image first.
     uses_local_image_cache: bool = True
+    #: None when power_off/power_on/reboot work; else why not (the conductor refuses stop,
+    #: start and reboot with it before changing any state)
+    power_operations_unsupported: str | None = None
 
     @abc.abstractmethod
     async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:

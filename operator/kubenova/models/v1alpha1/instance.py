@@ -98,7 +98,8 @@ class InstanceSpec(KubeModel):
         },
     )
     power_state: Literal["Running", "Stopped"] = "Running"
-    """The desired power state."""
+    """The desired power state: changing it stops or starts the instance (Nova's stop and
+    start). Reboots: the annotation compute.kubenova.io/reboot=soft|hard."""
 
 
 class Fault(KubeModel):
@@ -130,6 +131,28 @@ class PhaseTransition(KubeModel):
     time: datetime
 
 
+#: how many actions `status.actions` keeps (the newest; Nova keeps all in its database)
+MAX_ACTIONS = 20
+
+
+class InstanceAction(KubeModel):
+    """One user action on the instance and its outcome, as Nova's instance actions
+    (`openstack server event list`): the build is `create`."""
+
+    action: Literal["create", "stop", "start", "reboot", "delete"]
+    request_id: str = Field(max_length=64)
+    """`req-<uuid>`, made by the operator when it takes the request up."""
+    reboot_type: Literal["SOFT", "HARD"] | None = None
+    request_time: datetime
+    """When it was asked for: the instance's creation, or when the field or annotation that
+    asks for it was last written (from metadata.managedFields)."""
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    result: Literal["Success", "Error"] | None = None
+    """Unset while it runs; Error with the reason in `message` when it failed or was refused."""
+    message: str | None = Field(default=None, max_length=1024)
+
+
 class InstanceStatus(KubeModel):
     """Written only by the operator (nova-conductor's role)."""
 
@@ -148,6 +171,16 @@ class InstanceStatus(KubeModel):
     launched_at: datetime | None = None
     """When the guest reported that it booted."""
     observed_generation: int | None = None
+    actions: list[InstanceAction] = Field(default_factory=list, max_length=MAX_ACTIONS)
+    """The last actions, oldest first (`kubenova events NAME` prints them)."""
+    observed_power_state: Literal["Running", "Stopped"] | None = None
+    """The spec.powerState the operator last took up (acted on, or refused): a change of
+    spec.powerState is one stop or start request."""
+    # -- host failure (issue 7 part 4, conductor/hosts.py) -------------------------------------
+    host_status: Literal["UP", "DOWN", "UNKNOWN"] | None = None
+    """Nova's host_status: DOWN while the instance's host has stopped its heartbeat (powerState
+    is then NOSTATE: not known); UNKNOWN when the host is back but not served by this
+    operator; unset otherwise."""
 
 
 class Instance(Resource):
@@ -160,6 +193,7 @@ class Instance(Resource):
             PrinterColumn("Task", ".status.taskState"),
             PrinterColumn("Power", ".status.powerState"),
             PrinterColumn("Host", ".status.host"),
+            PrinterColumn("Host Status", ".status.hostStatus"),  # DOWN: see status.hostStatus
             PrinterColumn("IP", ".status.addresses[0].ip"),
             AGE,
             PrinterColumn("Flavor", ".spec.flavor", priority=1),

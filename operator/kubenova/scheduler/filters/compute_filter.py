@@ -11,11 +11,14 @@ BLOCKING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 
 
 class ComputeFilter(BaseHostFilter):
-    """Mirrors Nova's ComputeFilter (service up and not disabled): the Node is Ready, not
-    cordoned, and carries no NoSchedule/NoExecute taint."""
+    """Mirrors Nova's ComputeFilter (service up and not disabled): the host's heartbeat is
+    alive (compute/liveness.py), the Node is Ready, not cordoned, and carries no
+    NoSchedule/NoExecute taint."""
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> FilterResult:
         node = host.node
+        if host.service_down:
+            return FilterResult.fail(f"compute service is down: {host.service_down}")
         if not node.ready:
             return FilterResult.fail("node is not Ready")
         if node.unschedulable:

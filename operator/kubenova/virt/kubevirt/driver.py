@@ -53,6 +53,7 @@ NOT_SUPPORTED = (
 
 class KubeVirtDriver(ObjectDriver):
     name = "kubevirt"
+    power_operations_unsupported = NOT_SUPPORTED.format(op="stopping, starting or rebooting")
     kind = "VMI"
 
     def __init__(

@@ -48,6 +48,7 @@ NOT_SUPPORTED = (
 
 class PodDriver(ObjectDriver):
     name = "pod"
+    power_operations_unsupported = NOT_SUPPORTED.format(op="stopping, starting or rebooting")
     kind = "pod"
 
     def __init__(self, api: client.ApiClient, host: str, options: PodOptions | None = None):

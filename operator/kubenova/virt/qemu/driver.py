@@ -161,10 +161,15 @@ class QemuProcessDriver(ComputeDriver):
         return await asyncio.to_thread(read_log, paths.console)
 
     async def list_instances(self) -> list[str]:
+        """Every instance directory, and every qemu started for one whose directory is gone
+        (a destroy or a failed spawn interrupted between stopping qemu and removing the files,
+        then the process left running): the audit finds both."""
+
         def scan() -> list[str]:
-            if not self.instances_dir.is_dir():
-                return []
-            return sorted(p.name for p in self.instances_dir.iterdir() if _UUID.fullmatch(p.name))
+            found = process.instance_ids_under(self.instances_dir)
+            if self.instances_dir.is_dir():
+                found |= {p.name for p in self.instances_dir.iterdir() if _UUID.fullmatch(p.name)}
+            return sorted(found)
 
         return await asyncio.to_thread(scan)
 

@@ -56,6 +56,20 @@ def instance_pids(instance_id: str, pidfile: Path) -> list[int]:
     return pids
 
 
+def instance_ids_under(instances_dir: Path) -> set[str]:
+    """Ids of the live qemu processes started for an instance directory under
+    `instances_dir` (its -pidfile is there), whether or not the directory still exists."""
+    found = set()
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = cmdline(int(entry.name))
+        pidfile, uuid = argument_after(argv, "-pidfile"), argument_after(argv, "-uuid")
+        if pidfile and uuid and Path(pidfile) == instances_dir / uuid / "qemu.pid":
+            found.add(uuid)
+    return found
+
+
 def argument_after(argv: list[str], flag: str) -> str | None:
     return next((b for a, b in itertools.pairwise(argv) if a == flag), None)
 

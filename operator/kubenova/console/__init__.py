@@ -1,0 +1,1 @@
+"""The serial console endpoint the operator serves and `kubenova console` reads."""

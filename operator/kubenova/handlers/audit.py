@@ -1,0 +1,27 @@
+"""The periodic audit as a background task of the operator (audit/ has the logic).
+
+Started by the operator's start-up (handlers/lifecycle.py) once the conductor exists, cancelled
+at shutdown with the other background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kubenova.audit.auditor import Auditor, audit_forever
+from kubenova.conductor.context import Conductor
+from kubenova.config import OperatorConfig
+
+log = logging.getLogger("kubenova.audit")
+
+
+def start_audit(conductor: Conductor, config: OperatorConfig) -> asyncio.Task | None:
+    if not config.audit_interval:
+        log.info("audit disabled (--audit-interval 0)")
+        return None
+    auditor = Auditor(conductor, config.audit_grace)
+    log.info(
+        "audit every %gs (orphans removed after %gs)", config.audit_interval, config.audit_grace
+    )
+    return asyncio.create_task(audit_forever(auditor, config.audit_interval), name="audit")
