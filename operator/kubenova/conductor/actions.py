@@ -240,13 +240,11 @@ class Lifecycle:
 
     async def refresh(self) -> bool:
         """Re-read the instance; False when it is gone or being deleted."""
-        try:
-            self.obj = await self.c.objects.get("instances", self.name, self.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return not self.obj["metadata"].get("deletionTimestamp")
+        obj = await self.c.objects.find("instances", self.name, self.namespace)
+        if obj is None:
+            return False
+        self.obj = obj
+        return not obj["metadata"].get("deletionTimestamp")
 
     # -- the loop ------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -77,6 +77,21 @@ class Caches:
     port_addresses: Mapping[Any, Any]
     """addresses held by Ports by (namespace, network)"""
 
+    @classmethod
+    def of_indexes(cls, indexes: Mapping[str, Any]) -> Caches:
+        """From kopf's indexes by handler name (a handler's kwargs, or the startup's)."""
+        return cls(
+            nodes=indexes["nodes"],
+            providers=indexes["providers"],
+            claims=indexes["claims"],
+            flavors=indexes["flavors"],
+            images=indexes["images"],
+            placements=indexes["placements"],
+            pods=indexes["pods"],
+            networks=indexes["network_specs"],
+            port_addresses=indexes["port_addresses"],
+        )
+
     @staticmethod
     def one(index: Mapping[Any, Any], key: Any) -> Any:
         store = index.get(key)

@@ -26,17 +26,7 @@ log = logging.getLogger("kubenova.hosts")
 def start_host_monitor(
     conductor: Conductor, api: client.ApiClient, config: OperatorConfig, indexes: Mapping[str, Any]
 ) -> asyncio.Task:
-    caches = Caches(
-        nodes=indexes["nodes"],
-        providers=indexes["providers"],
-        claims=indexes["claims"],
-        flavors=indexes["flavors"],
-        images=indexes["images"],
-        placements=indexes["placements"],
-        pods=indexes["pods"],
-        networks=indexes["network_specs"],
-        port_addresses=indexes["port_addresses"],
-    )
+    caches = Caches.of_indexes(indexes)
     monitor = HostMonitor(
         conductor,
         api,

@@ -22,36 +22,12 @@ WAKE: dict[str, asyncio.Event] = {}
 
 
 @kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
-async def build_instance(
-    body,
-    memo,
-    nodes,
-    providers,
-    claims,
-    flavors,
-    images,
-    placements,
-    pods,
-    network_specs,
-    port_addresses,
-    stopped,
-    **_,
-):
+async def build_instance(body, memo, stopped, **indexes):
     """Drive the instance to ACTIVE or ERROR, then take up its actions until it is deleted
     (kopf cancels the daemon then, and when the operator stops: the task state in status
     lets the next daemon finish an interrupted action)."""
     conductor: Conductor = memo.conductor
-    caches = Caches(
-        nodes=nodes,
-        providers=providers,
-        claims=claims,
-        flavors=flavors,
-        images=images,
-        placements=placements,
-        pods=pods,
-        networks=network_specs,
-        port_addresses=port_addresses,
-    )
+    caches = Caches.of_indexes(indexes)
     build = Build(conductor, body, caches, event_emitter(body))
     await build.drive()
     uid = body["metadata"]["uid"]
