@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import subprocess
 import uuid
@@ -103,23 +102,7 @@ def service_account_kubeconfig(
         .status.token
     )
     user = f"system:serviceaccount:{namespace}:{account}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "kubenova",
-                "cluster": {
-                    "server": cluster.server,
-                    "certificate-authority-data": base64.b64encode(cluster.ca.cert_pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "kubenova", "context": {"cluster": "kubenova", "user": user}}],
-        "current-context": "kubenova",
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(cluster.kubeconfig_with(user, {"token": token}))
     path.chmod(0o600)
     return path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from kubenova import GROUP, VERSION
+from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 
@@ -84,3 +84,30 @@ def running_operator(
             wait_for(lambda: not all_instances(api), 180, "instances to be deleted")
         finally:
             process.stop()
+
+
+def webhook_answers(api: client.ApiClient) -> bool:
+    """A server-side dry run naming a flavor that cannot exist is refused by the webhook."""
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Instance",
+        "metadata": {"name": "probe"},
+        "spec": {"flavor": "no-such-flavor-probe", "image": "none"},
+    }
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, "default", "instances", probe, dry_run="All"
+        )
+    except client.ApiException as err:
+        return "no-such-flavor-probe does not exist" in (err.body or "")
+    return False
+
+
+def remove_webhooks(api: client.ApiClient) -> None:
+    """kopf removes its webhooks when it stops cleanly; a crashed operator's must not make
+    every later create in the session fail (failurePolicy Fail)."""
+    admission = client.AdmissionregistrationV1Api(api)
+    with contextlib.suppress(client.ApiException):
+        admission.delete_validating_webhook_configuration(WEBHOOK_CONFIGURATION)
+    with contextlib.suppress(client.ApiException):
+        admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION)

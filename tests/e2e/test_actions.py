@@ -10,7 +10,6 @@ the guest shows that line, a reset does not.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -25,14 +24,13 @@ from kubenova import GROUP, VERSION
 from kubenova.conductor.actions import REBOOT_ANNOTATION
 from kubenova.devcluster.cluster import free_port
 from tests.e2e.conftest import GUEST, HOST
-from tests.kit import node_ready, running_operator, wait_for
+from tests.kit import node_ready, remove_webhooks, running_operator, wait_for, webhook_answers
 from tests.proc import processes_with, wait_gone
 
 pytestmark = pytest.mark.e2e
 
 BOOT_LINE = "kubenova-guest booted hostname="
 ACPI_LINE = "kubenova-guest powering off"
-WEBHOOK_CONFIGURATION = "kubenova.compute.kubenova.io"
 
 
 @pytest.fixture(scope="module")
@@ -51,32 +49,13 @@ def operator(cluster, api, crds, tmp_path_factory):
     try:
         with running_operator(cluster, api, work, *args, hosts=1) as handle:
             wait_for(lambda: node_ready(api, HOST), 60, f"{HOST} to register")
-            wait_for(lambda: _webhook_answers(api), 60, "the apiserver to call the webhook")
+            wait_for(lambda: webhook_answers(api), 60, "the apiserver to call the webhook")
             handle.console_url = f"https://127.0.0.1:{console_port}"
             handle.console_ca = handle.state_dir / "console" / "ca.crt"
             yield handle
         assert processes_with("qemu-system", str(handle.state_dir)) == []
-    finally:  # a crashed operator's webhook must not fail the session's later requests
-        with contextlib.suppress(client.ApiException):
-            client.AdmissionregistrationV1Api(api).delete_validating_webhook_configuration(
-                WEBHOOK_CONFIGURATION
-            )
-
-
-def _webhook_answers(api) -> bool:
-    probe = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Instance",
-        "metadata": {"name": "probe"},
-        "spec": {"flavor": "no-such-flavor-probe", "image": "none"},
-    }
-    try:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, "default", "instances", probe, dry_run="All"
-        )
-    except client.ApiException as err:
-        return "no-such-flavor-probe does not exist" in (err.body or "")
-    return False
+    finally:
+        remove_webhooks(api)
 
 
 # -- helpers ---------------------------------------------------------------------------------

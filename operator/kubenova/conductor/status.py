@@ -14,7 +14,7 @@ from typing import Any
 from kubenova import metrics
 from kubenova.conductor import states
 from kubenova.conductor.states import State, UnexpectedState
-from kubenova.kube.client import ApiException, Objects
+from kubenova.kube.client import Objects
 from kubenova.timestamps import iso, now, parse_time
 
 PLURAL = "instances"
@@ -130,16 +130,9 @@ class StatusWriter:
             }
             if derive is not None:
                 derive(status, patch_status)
-            patch = {
-                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                "status": patch_status,
-            }
-            try:
-                updated = await self.objects.patch_status(PLURAL, name, namespace, patch)
-            except ApiException as err:
-                if err.status == 409:
-                    continue
-                raise
+            updated = await self.objects.patch_status_unless_changed(PLURAL, obj, patch_status)
+            if updated is None:
+                continue
             _observe(obj, status, expected, target, moment)
             return updated
         raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
@@ -163,16 +156,9 @@ class StatusWriter:
                 raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
             patch_status: dict[str, Any] = {}
             derive(status, patch_status)
-            patch = {
-                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                "status": patch_status,
-            }
-            try:
-                return await self.objects.patch_status(PLURAL, name, namespace, patch)
-            except ApiException as err:
-                if err.status == 409:
-                    continue
-                raise
+            updated = await self.objects.patch_status_unless_changed(PLURAL, obj, patch_status)
+            if updated is not None:
+                return updated
         raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
 
 

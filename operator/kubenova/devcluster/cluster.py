@@ -264,6 +264,15 @@ class DevCluster:
     def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> str:
         """A kubeconfig authenticating as `user` in `groups` with a client certificate."""
         pair = self.ca.client(user, groups)
+        credentials = {
+            "client-certificate-data": _b64(pair.cert_pem),
+            "client-key-data": _b64(pair.key_pem),
+        }
+        return self.kubeconfig_with(user, credentials)
+
+    def kubeconfig_with(self, user: str, credentials: dict[str, str]) -> str:
+        """A kubeconfig for this control plane with the given user credentials (a client
+        certificate, or `{"token": ...}`)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -276,15 +285,7 @@ class DevCluster:
                     },
                 }
             ],
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "client-certificate-data": _b64(pair.cert_pem),
-                        "client-key-data": _b64(pair.key_pem),
-                    },
-                }
-            ],
+            "users": [{"name": user, "user": credentials}],
             "contexts": [{"name": "kubenova", "context": {"cluster": "kubenova", "user": user}}],
             "current-context": "kubenova",
         }

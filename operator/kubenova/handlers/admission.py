@@ -13,7 +13,7 @@ import logging
 
 import kopf
 
-from kubenova import GROUP, VERSION
+from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.admission.actions import action_problems
 from kubenova.admission.certs import ensure_certificates
 from kubenova.admission.instance import instance_problems
@@ -27,8 +27,6 @@ from kubenova.admission.volume import (
 from kubenova.config import OperatorConfig
 from kubenova.kube.client import Objects
 
-#: The ValidatingWebhookConfiguration kopf keeps up to date.
-WEBHOOK_CONFIGURATION = "kubenova.compute.kubenova.io"
 log = logging.getLogger("kubenova.admission")
 
 

@@ -114,6 +114,21 @@ class Objects:
             GROUP, VERSION, namespace, plural, name, patch, _content_type=MERGE_PATCH
         )
 
+    async def patch_status_unless_changed(
+        self, plural: str, obj: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge `status` into the object's status only if nobody wrote it since `obj` was
+        read (a compare-and-swap on its resourceVersion): the updated object, or None when
+        the race was lost (409) or the object is gone (404); the caller re-reads."""
+        meta = obj["metadata"]
+        patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+        try:
+            return await self.patch_status(plural, meta["name"], meta.get("namespace"), patch)
+        except ApiException as err:
+            if err.status in (404, 409):
+                return None
+            raise
+
     async def delete(self, plural: str, name: str, namespace: str | None = None) -> None:
         try:
             if namespace is None:

@@ -21,15 +21,13 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from kubenova import GROUP
+from kubenova import GROUP, WEBHOOK_CONFIGURATION
 from kubenova.compute.registration import LEASE_NAMESPACE
 from kubenova.kube.client import ApiException
 from kubenova.models.v1alpha1 import KINDS
 
 log = logging.getLogger("kubenova.permissions")
 
-#: kopf's managed ValidatingWebhookConfiguration (handlers/admission.py).
-WEBHOOK_CONFIGURATION = "kubenova.compute.kubenova.io"
 #: Every kind of compute.kubenova.io: the operator is their controller and reads them all.
 PLURALS = tuple(kind.crd.plural for kind in KINDS)
 

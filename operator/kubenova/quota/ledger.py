@@ -145,18 +145,7 @@ class Quotas:
 
     async def _write(self, quota: dict[str, Any], changes: dict[str, Any], used: Usage) -> bool:
         """Merge `changes` (uid -> entry, or None to drop) into the ledger, if nobody wrote
-        since `quota` was read. False on a lost race."""
-        meta = quota["metadata"]
-        patch = {
-            "metadata": {"resourceVersion": meta["resourceVersion"]},
-            "status": {"allocations": changes, "used": used.to_api()},
-        }
-        try:
-            await self.objects.patch_status(PLURAL, NAME, meta["namespace"], patch)
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            if err.status == 404:  # deleted under us: the next round reads (or makes) it anew
-                return False
-            raise
-        return True
+        since `quota` was read. False on a lost race, or when the Quota was deleted under us
+        (the next round reads, or makes, it anew)."""
+        status = {"allocations": changes, "used": used.to_api()}
+        return await self.objects.patch_status_unless_changed(PLURAL, quota, status) is not None

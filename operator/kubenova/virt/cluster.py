@@ -84,6 +84,21 @@ def vm_object_namespace(request: SpawnRequest, configured: str | None) -> str:
     return configured or split_name(request.name)[0]
 
 
+def vm_object_metadata(request: SpawnRequest, host: str, configured: str | None) -> dict[str, Any]:
+    """The Pod's or VMI's metadata: name, namespace, labels and annotations, owned by the
+    Instance when it lives in the Instance's namespace (owners cannot cross namespaces)."""
+    namespace = vm_object_namespace(request, configured)
+    metadata: dict[str, Any] = {
+        "name": vm_object_name(request, host),
+        "namespace": namespace,
+        "labels": object_labels(request.name, request.instance_id, host),
+        "annotations": object_annotations(request.name, host),
+    }
+    if namespace == split_name(request.name)[0]:
+        metadata["ownerReferences"] = [owner_reference(request.name, request.instance_id)]
+    return metadata
+
+
 def label_value(value: str) -> str:
     """`value` made a valid label value (<= 63 characters of [A-Za-z0-9_.-], alphanumeric at
     both ends); the annotations keep the exact value."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubenova.kube.client import ApiException, Objects
+from kubenova.kube.client import Objects
 from kubenova.kube.retry import conflict_backoff
 
 PLURAL = "volumes"
@@ -70,22 +70,19 @@ class Attachments:
             if phase != "available":
                 message = status.get("message") or ""
                 raise AttachError(f"Volume {name} is {phase}, not available: {message}", 400)
-            patch = {
-                "metadata": {"resourceVersion": volume["metadata"]["resourceVersion"]},
-                "status": {
-                    "phase": "in-use",
-                    "attachedTo": instance,
-                    "attachedToUid": instance_uid,
-                    "host": host,
-                },
+            in_use = {
+                "phase": "in-use",
+                "attachedTo": instance,
+                "attachedToUid": instance_uid,
+                "host": host,
             }
-            try:
-                await self.objects.patch_status(PLURAL, name, namespace, patch)
+            if await self.objects.patch_status_unless_changed(PLURAL, volume, in_use):
                 return Attached(name, uid)
-            except ApiException as err:
-                if err.status != 409 or attempt >= RETRIES:
-                    raise
             attempt += 1
+            if attempt > RETRIES:
+                raise AttachError(
+                    f"could not attach Volume {name}: too many concurrent writes", 409
+                )
             await conflict_backoff(attempt)
 
     async def detach(self, namespace: str, name: str, instance_uid: str) -> bool:
@@ -94,20 +91,13 @@ class Attachments:
             volume = await self.objects.find(PLURAL, name, namespace)
             if volume is None or not attached_to(volume, instance_uid):
                 return False
-            patch = {
-                "metadata": {"resourceVersion": volume["metadata"]["resourceVersion"]},
-                "status": {
-                    "phase": "available",
-                    "attachedTo": None,
-                    "attachedToUid": None,
-                    "host": None,
-                },
+            available = {
+                "phase": "available",
+                "host": None,
+                "attachedTo": None,
+                "attachedToUid": None,
             }
-            try:
-                await self.objects.patch_status(PLURAL, name, namespace, patch)
+            if await self.objects.patch_status_unless_changed(PLURAL, volume, available):
                 return True
-            except ApiException as err:
-                if err.status not in (404, 409):
-                    raise
             await conflict_backoff(attempt)
         raise AttachError(f"could not detach Volume {name}: too many concurrent updates", 409)

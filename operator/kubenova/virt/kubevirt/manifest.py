@@ -37,12 +37,7 @@ from kubenova.metadata.nocloud import EMPTY_USER_DATA, seed_files
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.virt.cluster import (
     ObjectView,
-    object_annotations,
-    object_labels,
-    owner_reference,
-    split_name,
-    vm_object_name,
-    vm_object_namespace,
+    vm_object_metadata,
 )
 from kubenova.virt.driver import DriverError, SpawnRequest
 
@@ -133,15 +128,7 @@ def networking(request: SpawnRequest) -> tuple[list[dict[str, Any]], list[dict[s
 def vmi_manifest(request: SpawnRequest, host: str, options: KubeVirtOptions) -> dict[str, Any]:
     if request.volumes:
         raise DriverError("the KubeVirt driver cannot attach the operator's volume files yet")
-    namespace = vm_object_namespace(request, options.namespace)
-    metadata: dict[str, Any] = {
-        "name": vm_object_name(request, host),
-        "namespace": namespace,
-        "labels": object_labels(request.name, request.instance_id, host),
-        "annotations": object_annotations(request.name, host),
-    }
-    if namespace == split_name(request.name)[0]:
-        metadata["ownerReferences"] = [owner_reference(request.name, request.instance_id)]
+    metadata = vm_object_metadata(request, host, options.namespace)
     interfaces, networks = networking(request)
     devices: dict[str, Any] = {
         "disks": [

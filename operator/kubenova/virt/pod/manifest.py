@@ -29,12 +29,7 @@ from typing import Any
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.virt.cluster import (
     ObjectView,
-    object_annotations,
-    object_labels,
-    owner_reference,
-    split_name,
-    vm_object_name,
-    vm_object_namespace,
+    vm_object_metadata,
 )
 from kubenova.virt.driver import SpawnRequest
 from kubenova.virt.qemu.accel import ENV_OVERRIDE
@@ -88,15 +83,7 @@ def pod_manifest(
     request: SpawnRequest, host: str, options: PodOptions, kvm: bool = False
 ) -> dict[str, Any]:
     """The Pod that runs `request` on `host` (see the module docstring)."""
-    namespace = vm_object_namespace(request, options.namespace)
-    metadata: dict[str, Any] = {
-        "name": vm_object_name(request, host),
-        "namespace": namespace,
-        "labels": object_labels(request.name, request.instance_id, host),
-        "annotations": object_annotations(request.name, host),
-    }
-    if namespace == split_name(request.name)[0]:
-        metadata["ownerReferences"] = [owner_reference(request.name, request.instance_id)]
+    metadata = vm_object_metadata(request, host, options.namespace)
     env = [{"name": SPEC_ENV, "value": LaunchSpec.from_request(request).model_dump_json()}]
     if not kvm:
         env.append({"name": ENV_OVERRIDE, "value": "tcg"})
