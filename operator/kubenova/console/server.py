@@ -30,9 +30,9 @@ from aiohttp import web
 from kubernetes_asyncio import client
 
 from kubenova import GROUP
-from kubenova.admission.certs import ensure_certificates
 from kubenova.conductor.context import Conductor
 from kubenova.kube.client import ApiException
+from kubenova.pki import ensure_certificates
 from kubenova.virt.driver import DriverError, InstanceNotFound
 
 log = logging.getLogger("kubenova.console")
@@ -105,7 +105,7 @@ class ConsoleServer:
     async def start(self) -> None:
         host, port = self.address
         names = [n for n in (host, "localhost", "127.0.0.1") if n not in ("", "0.0.0.0", "::")]
-        certs = await ensure_certificates(self.cert_dir, *names)
+        certs = await ensure_certificates(self.cert_dir, *names, ca_name="kubenova-console-ca")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(certs.cert), str(certs.key))
         client_ca = await self._client_ca()

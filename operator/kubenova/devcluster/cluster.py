@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import os
 import shutil
 import socket
@@ -17,8 +18,8 @@ from types import TracebackType
 
 import yaml
 
-from kubenova.devcluster.pki import CertificateAuthority, signing_key_pair
 from kubenova.devcluster.process import ManagedProcess
+from kubenova.pki import CertificateAuthority, signing_key_pair
 from kubenova.tools import find_tool
 
 LOOPBACK = "127.0.0.1"
@@ -80,7 +81,8 @@ class DevCluster:
             sweep_orphaned_state()
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix=_TEMP_PREFIX))
         self.keep_state = keep_state
-        self.ca = CertificateAuthority()
+        # A week: the control plane is thrown away long before.
+        self.ca = CertificateAuthority.create("kubenova-dev-ca", dt.timedelta(days=7))
         self.api_port = 0
         self.etcd_port = 0
         self._etcd: ManagedProcess | None = None

@@ -15,7 +15,6 @@ import kopf
 
 from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.admission.actions import action_problems
-from kubenova.admission.certs import ensure_certificates
 from kubenova.admission.instance import instance_problems
 from kubenova.admission.lookup import Indexes, Lookup, instance_refs
 from kubenova.admission.refs import Problem
@@ -26,6 +25,7 @@ from kubenova.admission.volume import (
 )
 from kubenova.config import OperatorConfig
 from kubenova.kube.client import Objects
+from kubenova.pki import ensure_certificates
 
 log = logging.getLogger("kubenova.admission")
 
@@ -35,7 +35,9 @@ async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     config: OperatorConfig = memo.config
     addr, port = config.webhook_address
     host = config.webhook_dial_host
-    certs = await ensure_certificates(config.webhook_certs, host, addr)
+    certs = await ensure_certificates(
+        config.webhook_certs, host, addr, ca_name="kubenova-webhook-ca"
+    )
     settings.admission.server = kopf.WebhookServer(
         addr=addr,
         port=port,
