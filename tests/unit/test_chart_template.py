@@ -6,6 +6,8 @@ No cluster here: tests/integration/test_chart.py installs the chart into the rea
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -13,12 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
+from kubenova import metrics as kubenova_metrics
 from kubenova.kube import permissions
 from kubenova.scheduler.config import SchedulerConfig
 from kubenova.tools import find_tool
 from tests.chart import (
     CHART,
+    KUBE_VERSION,
     REPO,
     find,
     helm,
@@ -70,31 +75,136 @@ def test_helm_lint_is_clean(driver):
         "admission.enabled=true",
         "--set",
         "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.dashboard.enabled=true",
+        "--set",
+        "console.enabled=true",
     )
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
     assert "0 chart(s) failed" in out, out
 
 
+# -- the project's helm -----------------------------------------------------------------------
+def pinned(name: str) -> str:
+    """A pin from hack/versions.env."""
+    text = (REPO / "hack" / "versions.env").read_text()
+    return re.search(rf"^{name}=(\S+)$", text, re.MULTILINE).group(1)
+
+
+def test_project_helm_is_the_pinned_release_build():
+    """hack/install-go-tools.sh stamps helm's version and commit as helm's release build does."""
+    assert Path(find_tool("helm")).parent in {
+        REPO / ".bin",
+        Path(os.environ.get("KUBENOVA_BIN_DIR") or REPO / ".bin"),
+    }
+    version = helm("version", "--template", "{{.Version}} {{.GitCommit}} {{.GitTreeState}}")
+    assert version.split() == [pinned("HELM_VERSION"), pinned("HELM_GIT_COMMIT"), "clean"]
+
+
+def test_helm_template_meets_the_charts_kube_version_without_being_told():
+    """Built with its Kubernetes version (1.34, from its client-go), helm's default capabilities
+    satisfy the chart's kubeVersion; helm's plain `go install` default (1.20) would not."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.31.0-0"
+    out = helm("template", "nova", str(CHART))
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(out) if doc]
+    assert "Deployment" in kinds and "PersistentVolumeClaim" in kinds
+    too_old = helm("template", "nova", str(CHART), "--kube-version=1.30.0", check=False)
+    assert "chart requires kubeVersion: >=1.31.0-0" in too_old, too_old
+
+
+# -- values.schema.json -----------------------------------------------------------------------
+def helm_refuses(command: str, *settings: str) -> str:
+    """`helm template` or `helm lint` with these --set values; asserts it failed, returns why."""
+    args = [find_tool("helm"), command]
+    if command == "template":
+        args += ["nova", str(CHART), f"--kube-version={KUBE_VERSION}"]
+    else:
+        args += ["--strict", str(CHART)]
+    for setting in settings:
+        args += ["--set", setting]
+    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode != 0, result.stdout
+    return result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
-    ("setting", "refused"), [("driver=libvirt", "driver"), ("scheduler.cpu_ratio=2", "cpu_ratio")]
+    ("setting", "refused"),
+    [
+        ("driver=libvirt", "driver"),
+        ("scheduler.cpu_ratio=2", "cpu_ratio"),
+        ("persistence.accessMode=ReadOnlyMany", "accessMode"),
+        ("persistence.size=lots", "size"),
+        ("image.digest=latest", "digest"),
+    ],
 )
 def test_values_schema_refuses_bad_values(setting, refused):
-    """values.schema.json: a driver the operator lacks, a scheduler key it would refuse."""
-    result = subprocess.run(
-        [
-            find_tool("helm"),
-            "template",
-            "nova",
-            str(CHART),
-            "--kube-version=1.34.0",
-            "--set",
-            setting,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    """values.schema.json: a driver the operator lacks, a scheduler key it would refuse, an
+    access mode or size Kubernetes would refuse, a digest that is no digest."""
+    assert refused in helm_refuses("template", setting)
+
+
+@pytest.mark.parametrize("command", ["template", "lint"])
+@pytest.mark.parametrize(
+    ("setting", "path", "key"),
+    [
+        ("bootTimout=60", "", "bootTimout"),  # top level
+        ("persistance.enabled=false", "", "persistance"),
+        ("persistence.storageclass=fast", "/persistence", "storageclass"),  # nested
+        ("metrics.serviceMonitor.intervall=10s", "/metrics/serviceMonitor", "intervall"),
+        ("metrics.dashboard.enable=true", "/metrics/dashboard", "enable"),
+        ("image.repo=x", "/image", "repo"),  # through a $ref
+    ],
+)
+def test_values_schema_refuses_misspelt_keys(command, setting, path, key):
+    """Every object the chart defines is closed: a misspelt key fails, naming where it is."""
+    out = helm_refuses(command, setting)
+    assert f"at '{path}': additional properties '{key}' not allowed" in out, out
+
+
+def test_values_schema_keeps_user_maps_open():
+    """Labels, annotations, nodeSelector, resources and friends take any key."""
+    objects = render(
+        {
+            "commonLabels.team": "nova",
+            "podAnnotations.example\\.com/any": "x",
+            "nodeSelector.disktype": "ssd",
+            "resources.limits.cpu": "1500m",
+            "extraEnv.KUBENOVA_ACCEL": "tcg",
+            "persistence.annotations.backup": "daily",
+            "metrics.dashboard.enabled": True,
+            "metrics.dashboard.labels.grafana_folder": "kubenova",
+            "scheduler.weight_multipliers.RAMWeigher": -2,
+        }
     )
-    assert result.returncode != 0 and refused in result.stderr, result.stderr
+    pod = find(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["example.com/any"] == "x"
+    assert pod["spec"]["nodeSelector"] == {"disktype": "ssd"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m"
+    assert find(objects, "PersistentVolumeClaim")["metadata"]["annotations"]["backup"] == "daily"
+    dashboard = find(objects, "ConfigMap", "nova-kubenova-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_folder"] == "kubenova"
+
+
+def test_every_default_value_is_in_the_schema():
+    """The schema closes every object values.yaml defines, and names each of their keys."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def resolve(node: dict) -> dict:
+        ref = node.get("$ref")
+        return resolve(schema["definitions"][ref.rsplit("/", 1)[1]]) if ref else node
+
+    def walk(value, node: dict, where: str) -> None:
+        node = resolve(node)
+        if not isinstance(value, dict) or "properties" not in node:
+            return
+        assert node.get("additionalProperties") is False, where
+        for key, item in value.items():
+            assert key in node["properties"], f"{where}.{key} is not in the schema"
+            walk(item, node["properties"][key], f"{where}.{key}")
+
+    walk(values, schema, "values")
 
 
 # -- RBAC -------------------------------------------------------------------------------------
@@ -220,7 +330,9 @@ def test_deployment_pod_security():
         assert "sysctls" not in pod["securityContext"]
         for volume in pod["volumes"]:
             kinds = set(volume) - {"name"}
-            assert kinds <= {"emptyDir", "configMap", "secret", "projected"}, volume
+            assert kinds <= {"emptyDir", "configMap", "secret", "projected"} | {
+                "persistentVolumeClaim"
+            }, volume
         for container in pod["containers"] + pod.get("initContainers", []):
             ctx = container["securityContext"]
             assert ctx["allowPrivilegeEscalation"] is False
@@ -233,6 +345,169 @@ def test_deployment_pod_security():
             # Writable places are volumes: the state (image cache, VMs) and /tmp.
             mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
             assert {"/var/lib/kubenova", "/tmp"} <= set(mounts)
+
+
+# -- the state volume ------------------------------------------------------------------------
+def state_volume(objects: list[dict]) -> tuple[dict, str]:
+    """The pod's volume mounted over the state directory, and the --state-dir it holds."""
+    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    container = operator_container(objects)
+    state_dir = next(a for a in container["args"] if a.startswith("--state-dir=")).split("=", 1)[1]
+    mount = max(
+        (
+            m
+            for m in container["volumeMounts"]
+            if (state_dir + "/").startswith(m["mountPath"] + "/")
+        ),
+        key=lambda m: len(m["mountPath"]),
+    )
+    return next(v for v in pod["volumes"] if v["name"] == mount["name"]), state_dir
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_state_directory_lives_on_the_charts_claim(driver):
+    """Instances' and volumes' state (the operator's --state-dir), and the webhook's and the
+    console's certificates, are on a PersistentVolumeClaim of the values' class and size; the
+    Deployment stays Recreate, so the old pod lets go of the ReadWriteOnce volume first."""
+    objects = render(
+        {
+            "driver": driver,
+            "admission.enabled": True,
+            "console.enabled": True,
+            "persistence.storageClass": "fast-ssd",
+            "persistence.size": "50Gi",
+        }
+    )
+    claim = find(objects, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "nova-kubenova-state"
+    assert claim["metadata"]["namespace"] == "nova-system"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast-ssd",
+        "resources": {"requests": {"storage": "50Gi"}},
+    }
+    # helm uninstall leaves the disks alone.
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    volume, state_dir = state_volume(objects)
+    assert volume == {
+        "name": "state",
+        "persistentVolumeClaim": {"claimName": "nova-kubenova-state"},
+    }
+    mounts = {m["mountPath"]: m["name"] for m in operator_container(objects)["volumeMounts"]}
+    args = operator_container(objects)["args"]
+    for flag in ("--webhook-cert-dir=", "--console-cert-dir="):
+        cert_dir = next(a for a in args if a.startswith(flag)).split("=", 1)[1]
+        assert mounts[str(Path(cert_dir).parent)] == "state", flag
+    assert mounts[str(Path(state_dir).parent)] == "state"
+    assert find(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_state_claim_options():
+    default = find(render({}), "PersistentVolumeClaim")["spec"]
+    assert "storageClassName" not in default  # the cluster's default StorageClass
+    assert default["resources"]["requests"]["storage"] == "20Gi"
+    no_class = render({"persistence.storageClass": "-", "persistence.keepOnUninstall": False})
+    claim = find(no_class, "PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == ""
+    assert "annotations" not in claim["metadata"]
+    once = find(render({"persistence.accessMode": "ReadWriteOncePod"}), "PersistentVolumeClaim")
+    assert once["spec"]["accessModes"] == ["ReadWriteOncePod"]
+
+    existing = render({"persistence.existingClaim": "my-state"})
+    assert not [o for o in existing if o["kind"] == "PersistentVolumeClaim"]
+    assert state_volume(existing)[0]["persistentVolumeClaim"] == {"claimName": "my-state"}
+
+    throwaway = render({"persistence.enabled": False, "persistence.emptyDirSizeLimit": "5Gi"})
+    assert not [o for o in throwaway if o["kind"] == "PersistentVolumeClaim"]
+    assert state_volume(throwaway)[0] == {"name": "state", "emptyDir": {"sizeLimit": "5Gi"}}
+
+
+# -- the Grafana dashboard --------------------------------------------------------------------
+DASHBOARD = CHART / "dashboards" / "kubenova-boot.json"
+
+
+def exposed_series() -> dict[str, set[str]]:
+    """Every series name kubenova.metrics defines (histograms' _bucket/_sum/_count, counters'
+    _total, gauges), each with its labels."""
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",), "gauge": ("",)}
+    series: dict[str, set[str]] = {}
+
+    def add(name: str, kind: str, labels: set[str]) -> None:
+        for suffix in suffixes[kind]:
+            series[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+
+    for value in vars(kubenova_metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            (family,) = value.describe()
+            add(family.name, family.type, set(value._labelnames))
+    for family in kubenova_metrics.VmStateCollector(lambda: ["ACTIVE"]).collect():
+        add(family.name, family.type, {label for s in family.samples for label in s.labels})
+    return series
+
+
+def dashboard_expressions() -> list[str]:
+    board = json.loads(DASHBOARD.read_text())
+    panels = [p for p in board["panels"] if p["type"] != "row"]
+    return [target["expr"] for panel in panels for target in panel["targets"]]
+
+
+def test_dashboard_queries_name_only_metrics_the_operator_defines():
+    series = exposed_series()
+    # The boot-latency metrics the dashboard is for are all shown.
+    shown = {m for expr in dashboard_expressions() for m in re.findall(r"\bkubenova_\w+", expr)}
+    for needed in (
+        "kubenova_instance_create_to_active_seconds_bucket",
+        "kubenova_instance_create_to_guest_booted_seconds_bucket",
+        "kubenova_instance_task_state_duration_seconds_bucket",
+        "kubenova_instance_phase_transition_time_from_creation_seconds_bucket",
+        "kubenova_scheduler_decision_seconds_bucket",
+        "kubenova_scheduler_no_valid_host_total",
+        "kubenova_instance_reschedules_total",
+    ):
+        assert needed in shown, needed
+    for expr in dashboard_expressions():
+        names = re.findall(r"\bkubenova_\w+", expr)
+        assert names, expr
+        for name in names:
+            assert name in series, f"{name} is not a metric kubenova.metrics defines: {expr}"
+        # Grouping labels are the metric's own (or the scrape's job).
+        for group in re.findall(r"by \(([^)]*)\)", expr):
+            for label in (g.strip() for g in group.split(",")):
+                assert any(label in series[n] for n in names) or label == "job", (label, expr)
+
+
+def test_dashboard_queries_are_promql(tmp_path):
+    """Each query, with Grafana's variables given values, parses as PromQL (promtool)."""
+    rules = [
+        {"record": f"kubenova:dashboard:{i}", "expr": expr.replace("$__rate_interval", "1m")}
+        for i, expr in enumerate(dashboard_expressions())
+    ]
+    for rule in rules:
+        rule["expr"] = rule["expr"].replace("$job", ".*")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    check = subprocess.run(
+        [find_tool("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in check.stdout, check.stdout
+
+
+def test_dashboard_configmap_is_off_by_default_and_labelled_for_the_sidecar():
+    assert not [o for o in render({}) if o["metadata"]["name"].endswith("-dashboard")]
+    objects = render({"metrics.dashboard.enabled": True, "metrics.dashboard.namespace": "grafana"})
+    configmap = find(objects, "ConfigMap", "nova-kubenova-dashboard")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "grafana"
+    board = json.loads(configmap["data"]["kubenova-boot.json"])
+    assert board == json.loads(DASHBOARD.read_text())
+    assert board["uid"] == "kubenova-boot" and board["panels"]
+    # The data source is a variable, so the dashboard loads into any Grafana.
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
 
 
 def test_scheduler_configmap_is_the_operators_scheduler_config():
@@ -267,6 +542,7 @@ def test_services_and_service_monitor():
         "RoleBinding",
         "Service",
         "Deployment",
+        "PersistentVolumeClaim",
     }
     metrics = find(plain, "Service")
     assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"

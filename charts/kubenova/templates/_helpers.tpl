@@ -112,6 +112,11 @@ namespace (vmNamespace "*"), else one namespace (vmNamespace "", the default: th
 {{- printf "%s-webhook" (include "kubenova.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The state directory's PersistentVolumeClaim: persistence.existingClaim, or the chart's. */}}
+{{- define "kubenova.stateClaimName" -}}
+{{- default (printf "%s-state" (include "kubenova.fullname" .) | trunc 63 | trimSuffix "-") .Values.persistence.existingClaim }}
+{{- end }}
+
 {{- define "kubenova.metricsServiceName" -}}
 {{- printf "%s-metrics" (include "kubenova.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
