@@ -23,7 +23,7 @@ from tests.kit import wait_for
 
 pytestmark = pytest.mark.integration
 
-VALUES = {"driver": "qemu"}
+VALUES = {"driver": "qemu", "persistence.storageClass": "kubenova-test", "persistence.size": "3Gi"}
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
@@ -54,6 +54,27 @@ def test_helm_install_creates_the_release(release, api):
     rbac.read_namespaced_role(f"{release.name}-kubenova-node-lease", "kube-node-lease")
     # No controller-manager here: the Deployment never gets a pod (see the module docstring).
     assert core.list_namespaced_pod(release.namespace).items == []
+
+
+def test_state_directory_claim_is_created_and_mounted(release, api):
+    """The operator's state (--state-dir: instances, volumes, certificates) is on the chart's
+    PersistentVolumeClaim, of the values' class and size, kept by `helm uninstall`."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    claim = core.read_namespaced_persistent_volume_claim(
+        f"{release.name}-kubenova-state", release.namespace
+    )
+    assert claim.spec.access_modes == ["ReadWriteOnce"]
+    assert claim.spec.storage_class_name == "kubenova-test"
+    assert claim.spec.resources.requests == {"storage": "3Gi"}
+    assert claim.metadata.annotations["helm.sh/resource-policy"] == "keep"
+    deployment = apps.read_namespaced_deployment(f"{release.name}-kubenova", release.namespace)
+    pod = deployment.spec.template.spec
+    (state,) = [v for v in pod.volumes if v.persistent_volume_claim]
+    assert state.persistent_volume_claim.claim_name == claim.metadata.name
+    mounts = {m.name: m.mount_path for m in pod.containers[0].volume_mounts}
+    state_dir = next(a for a in pod.containers[0].args if a.startswith("--state-dir="))
+    assert state_dir.split("=", 1)[1].startswith(mounts[state.name] + "/")
+    assert deployment.spec.strategy.type == "Recreate"
 
 
 def test_operator_pod_is_admitted_under_pod_security_restricted(release, api):
