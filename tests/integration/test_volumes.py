@@ -4,13 +4,18 @@ The FakeDriver stands in for the hypervisor; the volume files and API objects ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import threading
 
 import pytest
 from kubernetes import client
+from kubernetes_asyncio.config import new_client_from_config
 
+from kubenova.kube.client import Objects
 from kubenova.tools import find_tool
+from kubenova.volume.attachments import Attached, AttachError, Attachments
 from tests.kit import wait_for
 
 pytestmark = pytest.mark.integration
@@ -86,3 +91,146 @@ def virtual_size(path) -> int:
         check=True,
     )
     return json.loads(info.stdout)["virtual-size"]
+
+
+def conditions(cloud, name: str) -> dict[str, tuple[str, str]]:
+    """type -> (status, reason)"""
+    status = (volume(cloud, name) or {}).get("status") or {}
+    return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions") or []}
+
+
+def in_error(cloud, name: str):
+    status = (volume(cloud, name) or {}).get("status") or {}
+    return status if status.get("phase") == "error" else None
+
+
+def test_a_lost_disk_is_an_error_never_an_empty_disk(cloud, fake_operator, kubectl):
+    """The disk file of a usable volume is deleted: on an attach, on the periodic disk check
+    (while attached) and on the operator's restart the volume goes to error with Failed=True,
+    and no disk is made in its place."""
+    cloud.node("a")
+    backend = fake_operator.state_dir / "volumes"
+    uids = {name: make_volume(cloud, name) for name in ("gone", "held", "restart", "kept")}
+    assert conditions(cloud, "kept") == {
+        "Ready": ("True", "Available"),
+        "Failed": ("False", "NoError"),
+    }
+    wait = ["wait", "-n", cloud.ns, "--timeout=30s"]
+    assert kubectl(*wait, "--for=condition=Ready", "volume/kept").returncode == 0
+
+    # attached while its disk goes: the periodic check finds it, the attachment stays recorded
+    cloud.instance("user", spec={"volumes": [{"volume": "held"}]})
+    assert cloud.settled("user")["vmState"] == "ACTIVE"
+    (backend / f"{uids['held']}.qcow2").unlink()
+
+    # an attach finds the missing disk at once
+    (backend / f"{uids['gone']}.qcow2").unlink()
+    cloud.instance("late", spec={"volumes": [{"volume": "gone"}]})
+    fault = cloud.settled("late")["fault"]
+    assert fault["code"] == 400, fault
+    assert fault["message"].startswith("Volume gone is error, not available: the volume's disk")
+    status = in_error(cloud, "gone")
+    assert status and "is missing from the backend" in status["message"]
+    assert conditions(cloud, "gone") == {
+        "Ready": ("False", "DiskMissing"),
+        "Failed": ("True", "DiskMissing"),
+    }
+    assert kubectl(*wait, "--for=condition=Failed", "volume/gone").returncode == 0
+
+    held = wait_for(lambda: in_error(cloud, "held"), 60, "the disk check to find held's loss")
+    assert (held["attachedTo"], held["attachedToUid"]) == (
+        "user",
+        cloud.get("user")["metadata"]["uid"],
+    )
+    cloud.delete("user")
+    wait_for(lambda: not in_error(cloud, "held").get("attachedTo"), 30, "user to let go of held")
+    assert in_error(cloud, "held")["phase"] == "error"
+
+    # a restart (a wiped state dir looks the same to a volume) finds the loss on resume
+    (backend / f"{uids['restart']}.qcow2").unlink()
+    fake_operator.restart()
+    wait_for(lambda: in_error(cloud, "restart"), 60, "the restarted operator to find the loss")
+    assert phase(cloud, "kept") == "available"
+    for name in ("gone", "held", "restart"):
+        assert not (backend / f"{uids[name]}.qcow2").exists(), f"{name} was made again"
+    assert (backend / f"{uids['kept']}.qcow2").is_file()
+
+    # a volume in error can still be deleted (its quota given back)
+    cloud.delete("gone", "volumes")
+    wait_for(lambda: volume(cloud, "gone") is None, 30, "the volume in error to be deleted")
+
+
+def test_two_instances_attaching_one_volume_at_once(cloud, fake_operator):
+    """Two builds reach the attach of one volume together: exactly one takes it, the other
+    ends in ERROR with a fault naming the winner."""
+    cloud.node("a", cpu="8")
+    make_volume(cloud, "shared")
+    spec = {"volumes": [{"volume": "shared"}]}
+    both = [
+        threading.Thread(target=cloud.instance, args=(name,), kwargs={"spec": spec})
+        for name in ("left", "right")
+    ]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    states = {name: cloud.settled(name) for name in ("left", "right")}
+    winners = [n for n, s in states.items() if s["vmState"] == "ACTIVE"]
+    assert len(winners) == 1, states
+    (winner,) = winners
+    (loser,) = set(states) - {winner}
+    fault = states[loser]["fault"]
+    assert (fault["code"], fault["message"]) == (
+        409,
+        f"Volume shared is in use by instance {winner}",
+    )
+    status = volume(cloud, "shared")["status"]
+    assert (status["phase"], status["attachedTo"]) == ("in-use", winner)
+    assert status["attachedToUid"] == cloud.get(winner)["metadata"]["uid"]
+
+
+class RacingObjects(Objects):
+    """The real API, but the first read of each of `racers` callers waits for the others: all
+    of them decide on the same resourceVersion, so their writes race for real."""
+
+    def __init__(self, api, racers: int) -> None:
+        super().__init__(api)
+        self.barrier = asyncio.Barrier(racers)
+        self.first = set()
+
+    async def find(self, plural, name, namespace=None):
+        found = await super().find(plural, name, namespace)
+        task = asyncio.current_task()
+        if task not in self.first:
+            self.first.add(task)
+            await self.barrier.wait()
+        return found
+
+
+def test_compare_and_swap_attach_has_exactly_one_winner(cloud, fake_operator, cluster):
+    """Attachments.attach from two callers that both read the volume available: one CAS wins,
+    the other re-reads and is refused with the winner's name; the status says the winner."""
+    make_volume(cloud, "contested")
+
+    async def race():
+        api = await new_client_from_config(config_file=str(cluster.kubeconfig))
+        try:
+            attachments = Attachments(RacingObjects(api, 2))
+            attempts = [
+                attachments.attach(cloud.ns, "contested", name, f"uid-{name}", "host-x")
+                for name in ("alpha", "beta")
+            ]
+            return await asyncio.gather(*attempts, return_exceptions=True)
+        finally:
+            await api.close()
+
+    results = asyncio.run(race())
+    won = [r for r in results if isinstance(r, Attached)]
+    lost = [r for r in results if isinstance(r, AttachError)]
+    assert len(won) == 1 and len(lost) == 1, results
+    status = volume(cloud, "contested")["status"]
+    winner = status["attachedTo"]
+    assert winner in ("alpha", "beta") and status["attachedToUid"] == f"uid-{winner}"
+    assert lost[0].code == 409
+    assert str(lost[0]) == f"Volume contested is in use by instance {winner}"
+    assert conditions(cloud, "contested")["Ready"] == ("True", "InUse")

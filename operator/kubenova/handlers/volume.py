@@ -1,4 +1,10 @@
-"""Volume handlers: cinder's create (a qcow2 on the backend) and delete (refused while in use)."""
+"""Volume handlers: cinder's create (a qcow2 on the backend), the check that a usable volume's
+disk is still there, extend and delete (refused while in use).
+
+Volumes are durable or loudly lost: a volume that was once available is never made again. If its
+disk is gone (a wiped state directory, a deleted file) it goes to `error` with condition Failed,
+on the operator's start (resume), on the periodic disk check and on every attach.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +16,45 @@ from kubenova.conductor.context import Conductor
 from kubenova.image.cache import ImageError
 from kubenova.quota import QuotaExceeded, volume_usage
 from kubenova.volume.backend import VolumeBackendError
+from kubenova.volume.status import PLURAL, USABLE, VolumeStatus
 
-PLURAL = "volumes"
+#: Seconds between checks that a usable volume's disk still exists (a stat per volume).
+DISK_CHECK_INTERVAL = 30.0
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
-async def create_volume(body, namespace, name, uid, spec, status, patch, memo, images, **_):
-    """creating -> available once the disk exists (filled from sourceImage when given)."""
+async def create_volume(body, namespace, name, uid, spec, status, memo, images, **_):
+    """creating -> available once the disk exists (filled from sourceImage when given); a
+    volume that was usable and lost its disk -> error, never an empty disk in its place."""
     conductor: Conductor = memo.conductor
     phase = status.get("phase")
-    if phase in ("available", "in-use") and conductor.volumes.exists(uid):
-        return
     if phase == "error":
         return
+    if phase is not None and phase != "creating":
+        await check_disk(body, namespace, name, uid, memo)
+        return
+    writer = VolumeStatus(conductor.objects)
     try:
         await conductor.quotas.reserve(
             namespace, uid, volume_usage(spec["sizeGiB"]), kind="Volume", name=name
         )
     except QuotaExceeded as err:
-        return _error(body, patch, str(err))
+        return await _error(body, writer, namespace, name, uid, str(err), "QuotaExceeded")
     if phase is None:
-        await conductor.objects.patch_status(
-            PLURAL, name, namespace, {"status": {"phase": "creating"}}
+        await writer.to_phase(
+            namespace, name, "creating", "making the disk", uid=uid, from_phases=(None,)
         )
     source, source_format = None, "qcow2"
     if spec.get("sourceImage"):
         image = Caches.one(images, (namespace, spec["sourceImage"]))
         if image is None:
-            return _error(body, patch, f"Image {spec['sourceImage']} could not be found")
+            message = f"Image {spec['sourceImage']} could not be found"
+            return await _error(body, writer, namespace, name, uid, message, "ImageNotFound")
         image_phase = (image.get("status") or {}).get("phase")
         if image_phase == "killed":
-            return _error(body, patch, f"Image {spec['sourceImage']} is killed")
+            message = f"Image {spec['sourceImage']} is killed"
+            return await _error(body, writer, namespace, name, uid, message, "ImageKilled")
         if image_phase != "active":
             raise kopf.TemporaryError(f"waiting for Image {spec['sourceImage']}", delay=2)
         try:
@@ -49,19 +62,46 @@ async def create_volume(body, namespace, name, uid, spec, status, patch, memo, i
                 image["spec"]["source"], image["spec"]["checksum"]
             )
         except ImageError as err:
-            return _error(body, patch, f"Image {spec['sourceImage']}: {err}")
+            message = f"Image {spec['sourceImage']}: {err}"
+            return await _error(body, writer, namespace, name, uid, message, "ImageFailed")
         source_format = image["spec"].get("diskFormat", "qcow2")
     try:
+        # Only a volume that never was available gets a disk made: its data cannot be lost.
         await conductor.volumes.create(uid, spec["sizeGiB"], source, source_format)
     except VolumeBackendError as err:
-        return _error(body, patch, str(err))
-    patch.status.update(phase="available", message=None)
-    kopf.info(body, reason="VolumeAvailable", message=f"{spec['sizeGiB']} GiB disk ready")
+        return await _error(body, writer, namespace, name, uid, str(err), "CreateFailed")
+    ready = f"{spec['sizeGiB']} GiB disk ready"
+    if await writer.to_phase(
+        namespace, name, "available", ready, uid=uid, from_phases=(None, "creating")
+    ):
+        kopf.info(body, reason="VolumeAvailable", message=ready)
 
 
-def _error(body, patch, message: str) -> None:
-    patch.status.update(phase="error", message=message)
-    kopf.warn(body, reason="VolumeError", message=message)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=DISK_CHECK_INTERVAL,
+    when=lambda status, **_: status.get("phase") in USABLE,
+)
+async def check_volume_disk(body, namespace, name, uid, memo, **_):
+    """A usable volume whose disk vanished while the operator ran goes to error now, not at
+    the next attach."""
+    await check_disk(body, namespace, name, uid, memo)
+
+
+async def check_disk(body, namespace: str, name: str, uid: str, memo) -> None:
+    conductor: Conductor = memo.conductor
+    if conductor.volumes.exists(uid):
+        return
+    path = str(conductor.volumes.path(uid))
+    if await VolumeStatus(conductor.objects).lost(namespace, name, uid, path):
+        kopf.warn(body, reason="VolumeDiskMissing", message=f"disk {path} is missing: data lost")
+
+
+async def _error(body, writer: VolumeStatus, namespace, name, uid, message: str, reason: str):
+    if await writer.to_phase(namespace, name, "error", message, reason=reason, uid=uid):
+        kopf.warn(body, reason="VolumeError", message=message)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -93,8 +133,13 @@ async def extend_volume(body, namespace, name, uid, old, new, status, memo, **_)
     except QuotaExceeded as err:
         kopf.warn(body, reason="VolumeExtendRefused", message=str(err))
         return
+    if status.get("phase") == "error":
+        kopf.warn(body, reason="VolumeExtendRefused", message=f"Volume {name} is in error")
+        return
     if status.get("phase") != "available":
         raise kopf.TemporaryError(f"Volume {name} is {status.get('phase')}; extend waits", delay=10)
+    if not conductor.volumes.exists(uid):
+        return await check_disk(body, namespace, name, uid, memo)
     try:
         await conductor.volumes.extend(uid, new)
     except VolumeBackendError as err:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from kubenova.models.base import (
     AGE,
+    Conditions,
     CRDInfo,
     KubeModel,
     ObjectName,
@@ -45,13 +46,19 @@ class VolumeSpec(KubeModel):
 
 
 class VolumeStatus(KubeModel):
+    """Written by the operator alone, each change one compare-and-swap (volume/status.py)."""
+
     phase: VolumePhase | None = None
+    """cinder's status; error: the disk could not be made, or was lost (never made again)."""
     attached_to: str | None = None
     """The Instance using the volume (its name)."""
     attached_to_uid: str | None = None
     """That Instance's uid: an instance re-created under the same name is another one."""
     host: str | None = None
     message: str | None = None
+    """Why the volume is in error."""
+    conditions: Conditions = Field(default_factory=list)
+    """Ready (the disk exists and can be used) and Failed (phase error), for `kubectl wait`."""
 
 
 class Volume(Resource):
