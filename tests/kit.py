@@ -43,6 +43,19 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
 
 def node_ready(api: client.ApiClient, name: str) -> bool:
     try:
+def columns(table: str, name: str | None = None) -> dict[str, str]:
+    """One row of `kubectl get` output by column header (empty cells stay empty): the first,
+    or the one whose NAME is `name`."""
+    header, *rows = table.splitlines()
+    row = rows[0] if name is None else next(r for r in rows if r.split()[0] == name)
+    # a header may hold a space (HOST STATUS); kubectl puts at least 3 between columns
+    starts = [
+        i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 2 : i] == "  ")
+    ]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+
+
         node = client.CoreV1Api(api).read_node(name)
     except client.ApiException:
         return False

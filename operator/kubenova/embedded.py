@@ -57,7 +57,7 @@ def apply(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
 def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> dict[str, Any]:
     """Print each state as the instance reaches it; return the object once ACTIVE or ERROR."""
     custom = client.CustomObjectsApi(api)
-    seen: tuple[str, str] | None = None
+    seen: tuple[str, str, str] | None = None
     start = time.monotonic()
     stream = watch.Watch()
     for event in stream.stream(
@@ -71,11 +71,15 @@ def follow(api: client.ApiClient, namespace: str, name: str, timeout: float) -> 
     ):
         obj = event["object"]
         status = obj.get("status") or {}
-        state = (status.get("vmState") or "created", status.get("taskState") or "-")
+        state = (
+            status.get("printableStatus") or "-",
+            status.get("vmState") or "created",
+            status.get("taskState") or "-",
+        )
         if state != seen:
             seen = state
-            say(f"  {time.monotonic() - start:7.2f}s  {state[0]:<9} {state[1]}")
-        if state[0] in ("ACTIVE", "ERROR"):
+            say(f"  {time.monotonic() - start:7.2f}s  {state[0]:<11} {state[1]:<9} {state[2]}")
+        if state[1] in ("ACTIVE", "ERROR"):
             stream.stop()
             return obj
     raise TimeoutError(f"instance {name} did not become ACTIVE in {timeout:.0f}s")

@@ -10,7 +10,7 @@ from kubernetes import client
 
 from kubenova import GROUP, VERSION
 from tests.e2e.conftest import HOST
-from tests.kit import Operator, wait_for
+from tests.kit import Operator, columns, wait_for
 from tests.proc import processes_with
 
 pytestmark = pytest.mark.e2e
@@ -43,17 +43,6 @@ def allocations(api, node: str = HOST) -> dict:
     return rp["spec"].get("allocations") or {}
 
 
-def columns(table: str) -> dict[str, str]:
-    """The first row of `kubectl get` output by column header (empty cells stay empty)."""
-    header, row = table.splitlines()[:2]
-    # a header may hold a space (HOST STATUS); kubectl puts at least 3 between columns
-    starts = [
-        i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 2 : i] == "  ")
-    ]
-    bounds = list(zip(starts, [*starts[1:], None], strict=True))
-    return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
-
-
 def assert_nothing_left(api, operator: Operator, uid: str) -> None:
     assert qemu_of(uid) == []
     assert not instance_dir(operator, uid).exists()
@@ -78,20 +67,18 @@ def test_instance_boots_to_active(operator, boot, kubectl, api):
         "NetworkReady": "True",
         "BlockDevicesReady": "True",
         "Ready": "True",
+        "Failed": "False",
     }
+    assert status["printableStatus"] == "ACTIVE"
     assert len(qemu_of(uid)) == 1
     console = (instance_dir(operator, uid) / "console.log").read_text(errors="replace")
     assert f"kubenova-guest booted hostname=web-1 instance-id={uid}" in console
     assert uid in allocations(api)
 
-    table = kubectl("get", "instance", "web-1", "-n", boot.namespace)
+    table = kubectl("get", "instance", "web-1", "-n", boot.namespace, "-o", "wide")
     row = columns(table.stdout)
-    assert (row["STATUS"], row["TASK"], row["POWER"], row["HOST"]) == (
-        "ACTIVE",
-        "",
-        "RUNNING",
-        HOST,
-    ), table.stdout
+    assert (row["STATUS"], row["READY"], row["HOST"]) == ("ACTIVE", "True", HOST), table.stdout
+    assert (row["VM STATE"], row["TASK"], row["POWER"]) == ("ACTIVE", "", "RUNNING"), table.stdout
 
     def reasons():
         events = client.CoreV1Api(api).list_namespaced_event(

@@ -25,7 +25,7 @@ from kubernetes import client
 from kubenova import GROUP, VERSION
 from kubenova.virt.cluster import INSTANCE_UID_LABEL
 from tests.cloud import Cloud
-from tests.kit import running_operator, wait_for
+from tests.kit import columns, running_operator, wait_for
 from tests.kwok import Kwok, kwok_node, running_kwok
 
 pytestmark = pytest.mark.integration
@@ -141,9 +141,10 @@ def test_a_host_whose_heartbeat_stops_is_down_and_reconciled_when_it_returns(
         assert f"host {HOST_B} is down" in keeper["fault"]["message"]
         assert condition(keeper, "HostUp")["status"] == "False"
         assert condition(keeper, "Ready")["status"] == "False"
-        table = kubectl("get", "instances", "-n", namespace, "--no-headers").stdout
-        row = next(line.split() for line in table.splitlines() if line.startswith("keeper "))
-        assert row[1:5] == ["ACTIVE", "NOSTATE", HOST_B, "DOWN"], table  # (TASK is empty)
+        table = kubectl("get", "instances", "-n", namespace, "-o", "wide").stdout
+        row = columns(table, "keeper")
+        assert (row["STATUS"], row["READY"], row["HOST"]) == ("ACTIVE", "False", HOST_B), table
+        assert (row["TASK"], row["POWER"], row["HOST STATUS"]) == ("", "NOSTATE", "DOWN"), table
 
         # new instances avoid it
         cloud.instance("newcomer", zone=ZONE)

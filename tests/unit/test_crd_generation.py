@@ -69,5 +69,10 @@ def test_every_kind_is_in_the_nova_category_with_a_status_subresource(kind):
 def test_instance_printer_columns():
     columns = build_crd(Instance)["spec"]["versions"][0]["additionalPrinterColumns"]
     default = [c["name"].upper() for c in columns if not c.get("priority")]
+    assert default == ["STATUS", "READY", "HOST", "IP", "AGE"]
+    by_name = {c["name"].upper(): c for c in columns}
+    assert by_name["STATUS"]["jsonPath"] == ".status.printableStatus"  # Nova's API status
+    assert by_name["READY"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    wide = [c["name"].upper() for c in columns if c.get("priority") == 1]
     # HOST STATUS: DOWN while the host has stopped its heartbeat (Nova's host_status)
-    assert default == ["STATUS", "TASK", "POWER", "HOST", "HOST STATUS", "IP", "AGE"]
+    assert wide[:4] == ["VM STATE", "TASK", "POWER", "HOST STATUS"]

@@ -5,7 +5,14 @@ import itertools
 import pytest
 
 from kubenova.conductor import states
-from kubenova.conductor.states import InvalidTransition, State, check, next_build_step, of_status
+from kubenova.conductor.states import (
+    InvalidTransition,
+    State,
+    check,
+    next_build_step,
+    of_status,
+    printable_status,
+)
 from kubenova.models.v1alpha1.states import TaskState, VmState
 
 
@@ -114,3 +121,38 @@ def test_a_failed_action_reverts_where_nova_reverts():
     check(states.POWERING_ON, states.STOPPED)  # the VM did not start
     check(states.REBOOTING, states.ACTIVE)  # "reboot failed but instance is running"
     check(states.ERROR_POWERING_OFF, states.ERROR)
+
+
+# -- the printable status (issue 15): Nova's nova/api/openstack/common.py _STATE_MAP ------------
+@pytest.mark.parametrize(
+    ("state", "printable"),
+    [
+        (states.NEW, None),
+        (states.SCHEDULING, "BUILD"),
+        (states.NETWORKING, "BUILD"),
+        (states.BLOCK_DEVICE_MAPPING, "BUILD"),
+        (states.SPAWNING, "BUILD"),
+        (states.ACTIVE, "ACTIVE"),
+        (states.STOPPED, "SHUTOFF"),
+        (states.ERROR, "ERROR"),
+        (states.REBOOTING, "REBOOT"),
+        (states.REBOOTING_HARD, "HARD_REBOOT"),
+        # Nova's map has no entry for these task states: the vm_state's word shows
+        (states.POWERING_OFF, "ACTIVE"),
+        (states.POWERING_ON, "SHUTOFF"),
+        (states.STOPPED_REBOOTING_HARD, "SHUTOFF"),
+        (states.ERROR_REBOOTING_HARD, "ERROR"),
+        (states.ERROR_POWERING_OFF, "ERROR"),
+        (State(VmState.ACTIVE, TaskState.DELETING), "ACTIVE"),
+        (State(VmState.DELETED, None), "DELETED"),
+    ],
+)
+def test_printable_status_as_novas_api(state, printable):
+    assert printable_status(state) == printable
+
+
+def test_every_state_of_the_machine_has_a_printable_status():
+    reachable = {target for source in (states.NEW, *states.ACTION_STATES) for target in
+                 states._ALLOWED[source]}  # fmt: skip
+    for state in reachable:
+        assert printable_status(state) not in (None, "UNKNOWN"), state

@@ -14,10 +14,11 @@ def walk(*path):
 
 
 def test_ready_only_when_active():
-    assert walk(states.NEW, states.SCHEDULING) == {"Ready": "False"}
+    assert walk(states.NEW, states.SCHEDULING) == {"Ready": "False", "Failed": "False"}
     assert walk(states.NEW, states.SCHEDULING, states.NETWORKING) == {
         "Scheduled": "True",
         "Ready": "False",
+        "Failed": "False",
     }
     full = walk(states.NEW, *states.BUILD_STEPS, states.ACTIVE)
     assert full == {
@@ -25,6 +26,7 @@ def test_ready_only_when_active():
         "NetworkReady": "True",
         "BlockDevicesReady": "True",
         "Ready": "True",
+        "Failed": "False",
     }
 
 
@@ -42,6 +44,7 @@ def test_reschedule_resets_the_build_conditions():
         "NetworkReady": "False",
         "BlockDevicesReady": "False",
         "Ready": "False",
+        "Failed": "False",
     }
 
 
@@ -57,3 +60,27 @@ def test_last_transition_time_changes_only_with_status():
     ready = next(c for c in second if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert ready["message"] == "b"
+
+
+def test_failed_is_true_in_error_with_the_faults_message():
+    conditions = conditions_for(
+        [], states.SCHEDULING, states.ERROR, "m", "2026-01-01T00:00:00Z", 1, fault="No valid host"
+    )
+    failed = next(c for c in conditions if c["type"] == "Failed")
+    assert (failed["status"], failed["reason"], failed["message"]) == (
+        "True",
+        "Error",
+        "No valid host",
+    )
+
+
+def test_failed_uses_the_message_without_a_fault():
+    conditions = conditions_for([], states.NEW, states.ERROR, "quota", "2026-01-01T00:00:00Z", 1)
+    assert next(c for c in conditions if c["type"] == "Failed")["message"] == "quota"
+
+
+def test_failed_turns_false_when_an_action_leaves_error():
+    path = (states.NEW, states.SCHEDULING, states.ERROR, states.ERROR_REBOOTING_HARD)
+    assert walk(*path)["Failed"] == "True"  # vmState is still ERROR while the reboot runs
+    assert walk(*path, states.ACTIVE) == {"Ready": "True", "Failed": "False"}
+    assert walk(*path, states.ERROR)["Failed"] == "True"

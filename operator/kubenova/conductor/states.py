@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from kubenova.models.v1alpha1.instance import PrintableStatus
 from kubenova.models.v1alpha1.states import TaskState, VmState
 
 
@@ -123,3 +124,30 @@ def of_status(status: dict | None) -> State:
     status = status or {}
     vm, task = status.get("vmState"), status.get("taskState")
     return State(VmState(vm) if vm else None, TaskState(task) if task else None)
+
+
+# -- the status a user reads (issue 15) -----------------------------------------------------------
+# Nova's API status (nova/api/openstack/common.py `_STATE_MAP` and `status_from_state`): one
+# word per vm_state, with a few task states shown instead while they run. Only the task states
+# kubenova has appear; a stop or start shows the state it starts from (ACTIVE, SHUTOFF), as in
+# Nova, and so does a hard reboot from STOPPED or ERROR.
+_PRINTABLE: dict[VmState, dict[TaskState | None, PrintableStatus]] = {
+    VmState.ACTIVE: {
+        None: "ACTIVE",
+        TaskState.REBOOTING: "REBOOT",
+        TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    },
+    VmState.BUILDING: {None: "BUILD"},
+    VmState.STOPPED: {None: "SHUTOFF"},
+    VmState.ERROR: {None: "ERROR"},
+    VmState.DELETED: {None: "DELETED"},
+}
+
+
+def printable_status(state: State) -> PrintableStatus | None:
+    """Nova's API status for `state` (`openstack server list`'s Status column); None before
+    the operator has taken the instance up, UNKNOWN for a vm_state Nova has no word for."""
+    if state.vm is None:
+        return None
+    by_task: dict[TaskState | None, PrintableStatus] = _PRINTABLE.get(state.vm, {None: "UNKNOWN"})
+    return by_task.get(state.task, by_task[None])

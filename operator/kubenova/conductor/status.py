@@ -15,6 +15,7 @@ from kubenova import metrics
 from kubenova.conductor import states
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.kube.client import Objects
+from kubenova.models.v1alpha1.states import VmState
 from kubenova.timestamps import iso, now, parse_time
 
 PLURAL = "instances"
@@ -65,7 +66,10 @@ def conditions_for(
     message: str,
     at: str,
     generation: int | None,
+    fault: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The conditions after `source` -> `target`: the build steps', Ready (ACTIVE) and Failed
+    (ERROR, with the fault's message, else `message`), so `kubectl wait` returns on either."""
     conditions = [dict(c) for c in current]
     if target == states.SCHEDULING and source != states.NEW:
         for ctype in _DONE_CONDITION.values():  # a reschedule starts the build over
@@ -77,6 +81,11 @@ def conditions_for(
     _set_condition(
         conditions, "Ready", "True" if ready else "False", reason, message, at, generation
     )
+    if target.vm == VmState.ERROR:
+        failed = ("True", "Error", fault or message)
+    else:
+        failed = ("False", "NoError", message)
+    _set_condition(conditions, "Failed", *failed, at, generation)
     return conditions
 
 
@@ -118,12 +127,20 @@ class StatusWriter:
                 entry["taskState"] = target.task.value
             transitions.append(entry)
             generation = obj["metadata"].get("generation")
+            fault = (fields or {}).get("fault") or {}
             patch_status: dict[str, Any] = {
                 "vmState": target.vm.value,
                 "taskState": target.task.value if target.task else None,
+                "printableStatus": states.printable_status(target),
                 "phaseTransitionTimestamps": transitions[-64:],
                 "conditions": conditions_for(
-                    status.get("conditions") or [], expected, target, message, stamp, generation
+                    status.get("conditions") or [],
+                    expected,
+                    target,
+                    message,
+                    stamp,
+                    generation,
+                    fault=fault.get("message"),
                 ),
                 "observedGeneration": generation,
                 **(fields or {}),
@@ -155,6 +172,9 @@ class StatusWriter:
             if expected is not None and current != expected:
                 raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
             patch_status: dict[str, Any] = {}
+            printable = states.printable_status(current)
+            if status.get("printableStatus") != printable:  # one written before the field
+                patch_status["printableStatus"] = printable
             derive(status, patch_status)
             updated = await self.objects.patch_status_unless_changed(PLURAL, obj, patch_status)
             if updated is not None:

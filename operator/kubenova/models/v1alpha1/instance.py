@@ -131,6 +131,12 @@ class PhaseTransition(KubeModel):
     time: datetime
 
 
+PrintableStatus = Literal[
+    "BUILD", "ACTIVE", "REBOOT", "HARD_REBOOT", "SHUTOFF", "ERROR", "DELETED", "UNKNOWN"
+]
+"""Nova's API status (`openstack server list`), derived from vmState and taskState by the
+conductor's state machine (conductor/states.py `printable_status`)."""
+
 #: how many actions `status.actions` keeps (the newest; Nova keeps all in its database)
 MAX_ACTIONS = 20
 
@@ -156,6 +162,9 @@ class InstanceAction(KubeModel):
 class InstanceStatus(KubeModel):
     """Written only by the operator (nova-conductor's role)."""
 
+    printable_status: PrintableStatus | None = None
+    """Nova's API status (BUILD, ACTIVE, SHUTOFF, REBOOT, HARD_REBOOT, ERROR), from vmState
+    and taskState; written with every state change."""
     vm_state: VmState | None = None
     task_state: TaskState | None = None
     power_state: PowerState | None = None
@@ -189,13 +198,15 @@ class Instance(Resource):
         scope="Namespaced",
         short_names=("inst", "server"),
         columns=(
-            PrinterColumn("Status", ".status.vmState"),
-            PrinterColumn("Task", ".status.taskState"),
-            PrinterColumn("Power", ".status.powerState"),
+            PrinterColumn("Status", ".status.printableStatus"),
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
             PrinterColumn("Host", ".status.host"),
-            PrinterColumn("Host Status", ".status.hostStatus"),  # DOWN: see status.hostStatus
             PrinterColumn("IP", ".status.addresses[0].ip"),
             AGE,
+            PrinterColumn("VM State", ".status.vmState", priority=1),
+            PrinterColumn("Task", ".status.taskState", priority=1),
+            PrinterColumn("Power", ".status.powerState", priority=1),
+            PrinterColumn("Host Status", ".status.hostStatus", priority=1),  # see hostStatus
             PrinterColumn("Flavor", ".spec.flavor", priority=1),
             PrinterColumn("Image", ".spec.image", priority=1),
         ),
