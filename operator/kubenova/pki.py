@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -142,7 +142,7 @@ class CertificateAuthority:
             cert = x509.load_pem_x509_certificate(cert_pem)
             key = serialization.load_pem_private_key(key_pem, password=None)
             ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except (ValueError, TypeError, x509.ExtensionNotFound) as err:
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.ExtensionNotFound) as err:
             raise CertificateError(f"not a CA certificate and key: {err}") from err
         if not isinstance(key, ec.EllipticCurvePrivateKey) or not ca:
             raise CertificateError("not an EC CA certificate and key")
@@ -224,12 +224,12 @@ class CertificateAuthority:
         renew_before: dt.timedelta = RENEW_BEFORE,
         now: dt.datetime | None = None,
     ) -> str:
-        """ "" when `pair` fits, else the reason it is to be re-issued (for the log)."""
+        """Why `pair` is to be re-issued (for the log); empty when it fits."""
         now = now or _now()
         try:
             cert = x509.load_pem_x509_certificate(pair.cert_pem)
             key = serialization.load_pem_private_key(pair.key_pem, password=None)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as err:
             return f"unreadable: {err}"
         if cert.issuer != self.cert.subject:
             return f"issued by {cert.issuer.rfc4514_string()}, not this CA"
