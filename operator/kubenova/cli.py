@@ -1,4 +1,5 @@
-"""The `kubenova` command: generate CRDs, run a local control plane."""
+"""The `kubenova` command (also `kubectl nova`, as a kubectl plugin): instance actions and
+views as the kubeconfig's user (kubenova/cmd/), the operator, a local control plane, CRDs."""
 
 from __future__ import annotations
 
@@ -111,19 +112,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(once=args.once, hosts=args.hosts, timeout=args.timeout)
 
 
-def cmd_schedule(args: argparse.Namespace) -> int:
-    from kubernetes import config
-
-    from kubenova.explain import explain, render
-    from kubenova.scheduler.config import SchedulerConfig
-
-    scheduler = SchedulerConfig.from_file(args.scheduler_config)
-    with config.new_client_from_config() as api:
-        instance, result = explain(api, Path(args.file), args.namespace, scheduler)
-    print(render(instance, result))
-    return 0 if result.ranking else 1
-
-
 def cmd_launch(args: argparse.Namespace) -> int:
     from kubenova.virt.qemu.launcher import main
 
@@ -131,70 +119,28 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return main(args.spec, Path(args.workdir), ready, args.qemu, args.shutdown_grace)
 
 
-def _kube_target(args: argparse.Namespace) -> tuple[str | None, str]:
-    """The kubeconfig (kubectl's: --kubeconfig, else $KUBECONFIG, else ~/.kube/config) and the
-    namespace (-n, else the context's, else default)."""
-    from kubenova.console.client import default_namespace
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return args.kubeconfig, args.namespace or default_namespace(args.kubeconfig, args.context)
-
-
-def cmd_events(args: argparse.Namespace) -> int:
-    from kubernetes import client, config
-
-    from kubenova.eventlist import show
-
-    kubeconfig, namespace = _kube_target(args)
-    with config.new_client_from_config(config_file=kubeconfig, context=args.context) as api:
-        try:
-            print(show(api, namespace, args.name))
-        except client.ApiException as err:
-            if err.status == 404:
-                print(
-                    f"kubenova events: instance {args.name} not found in namespace {namespace}",
-                    file=sys.stderr,
-                )
-                return 1
-            raise
-    return 0
-
-
-def cmd_console(args: argparse.Namespace) -> int:
-    import os
-
-    from kubenova.console.client import (
-        DEFAULT_URL,
-        ConsoleClient,
-        ConsoleError,
-        console_ca,
-        credentials,
-        run,
-    )
-
-    kubeconfig, namespace = _kube_target(args)
-    url = args.console_url or os.environ.get("KUBENOVA_CONSOLE_URL") or DEFAULT_URL
     try:
-        reader = ConsoleClient(
-            url, console_ca(args.console_ca), credentials(kubeconfig, args.context)
-        )
-        return run(reader, namespace, args.name, args.follow)
-    except ConsoleError as err:
-        print(f"kubenova console: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
+        return version("kubenova")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
-def _add_kube_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the Instance")
-    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's")
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, else ~/.kube/config")
-    parser.add_argument("--context", help="default: the kubeconfig's current context")
+def _prog() -> str:
+    """`kubectl nova` when kubectl runs us as its plugin (kubectl-nova), else kubenova."""
+    return "kubectl nova" if Path(sys.argv[0]).name == "kubectl-nova" else "kubenova"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubenova", description=__doc__)
+    from kubenova.cmd import actions, instances, schedule
+
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    actions.add_parsers(sub)
+    instances.add_parsers(sub)
 
     crds = sub.add_parser("crds", help="write crds/*.yaml and the chart's from the models")
     crds.add_argument(
@@ -287,44 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
 
-    sched = sub.add_parser("schedule", help="dry-run the scheduler for an Instance manifest")
-    sched.add_argument(
-        "--explain",
-        action="store_true",
-        required=True,
-        help="print each filter's survivors and the weighed ranking",
-    )
-    sched.add_argument("-f", "--file", required=True)
-    sched.add_argument("-n", "--namespace", default="default")
-    sched.add_argument("--scheduler-config")
-    sched.set_defaults(func=cmd_schedule)
+    schedule.add_parsers(sub)
 
     run = sub.add_parser("run", help="control plane + operator + local host; boot the example")
     run.add_argument("--once", action="store_true", help="tear down after the boot")
     run.add_argument("--hosts", type=int, default=1)
     run.add_argument("--timeout", type=float, default=300.0)
     run.set_defaults(func=cmd_run)
-
-    events = sub.add_parser(
-        "events", help="an instance's action log (openstack server event list) and its events"
-    )
-    _add_kube_target(events)
-    events.set_defaults(func=cmd_events)
-
-    console = sub.add_parser("console", help="an instance's serial console log")
-    _add_kube_target(console)
-    console.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
-    console.add_argument(
-        "--console-url",
-        help="the operator's console endpoint (default $KUBENOVA_CONSOLE_URL, else "
-        "https://127.0.0.1:9465)",
-    )
-    console.add_argument(
-        "--console-ca",
-        help="its CA, <state-dir>/console/ca.crt (default $KUBENOVA_CONSOLE_CA, else "
-        ".kubenova/state/console/ca.crt if present)",
-    )
-    console.set_defaults(func=cmd_console)
 
     launch = sub.add_parser(
         "launch", help="run one VM in the foreground (the QEMU pod driver's container)"
@@ -341,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kubenova.cmd.errors import guarded
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return guarded(args.func, args)
 
 
 if __name__ == "__main__":

@@ -52,14 +52,6 @@ def credentials(kubeconfig: str | None = None, context: str | None = None) -> Cr
     return Credentials(cfg.cert_file or None, cfg.key_file or None, token)
 
 
-def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
-    from kubernetes import config
-
-    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-    return ((chosen or {}).get("context") or {}).get("namespace") or "default"
-
-
 def console_ca(given: str | None) -> Path | None:
     if given:
         return Path(given)
