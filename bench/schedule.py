@@ -348,7 +348,7 @@ def bench_kubenova(
         work / "operator.log",
         hosts=0,
         metrics_port=0,
-        extra_args=("--driver=fake",),
+        extra_args=("--driver=fake", f"--image-allowed-path-prefix={work}"),
     )
     started = time.monotonic()
     operator.start()

@@ -18,6 +18,7 @@ from kubenova.config import OperatorConfig
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 from kubenova.tools import find_tool
+from tests.kit import image_dir_args
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "kubenova"
@@ -191,6 +192,6 @@ def local_operator(
         work / "operator.log",
         hosts=hosts,
         metrics_port=free_port(),
-        extra_args=tuple(args),
+        extra_args=(*image_dir_args(work), *args),
     )
     return process, health

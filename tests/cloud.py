@@ -28,7 +28,7 @@ class Cloud:
         self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         if quota is not None:
             self.create("quotas", "Quota", "default", quota)
-        disk = work / "tiny.raw"
+        disk = self.disk = work / "tiny.raw"
         disk.write_bytes(b"\0" * 4096)
         self.custom.create_namespaced_custom_object(
             GROUP,

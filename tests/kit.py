@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 
+from kubenova.image.policy import guest_image_dirs
 
 @dataclass
 class Operator:
@@ -68,10 +69,25 @@ def all_instances(api: client.ApiClient) -> list[dict]:
 
 
 @contextlib.contextmanager
+def image_dir_args(work: Path, image_dirs: Sequence[Path] | None = None) -> tuple[str, ...]:
+    """The image import policy's allowed directories for a test operator working in `work`:
+    `image_dirs`, by default the guest directory `make setup` builds (and its resolved cache)
+    and pytest's base temp directory (work's parent), where the tests write image files."""
+    if image_dirs is None:
+        image_dirs = [*guest_image_dirs(), work.parent]
+    return tuple(f"--image-allowed-path-prefix={d}" for d in image_dirs)
+
+
 def running_operator(
-    cluster, api: client.ApiClient, work: Path, *args: str, hosts: int = 0
+    cluster,
+    api: client.ApiClient,
+    work: Path,
+    *args: str,
+    hosts: int = 0,
+    image_dirs: Sequence[Path] | None = None,
 ) -> Iterator[Operator]:
-    """`kubenova operator` with `args`; on exit every instance is deleted (through it)."""
+    """`kubenova operator` with `args`; on exit every instance is deleted (through it).
+    `image_dirs`: where Image file sources may be (default: image_dir_args)."""
     port = free_port()
     process = OperatorProcess(
         cluster.kubeconfig,
@@ -79,7 +95,7 @@ def running_operator(
         work / "operator.log",
         hosts=hosts,
         metrics_port=port,
-        extra_args=args,
+        extra_args=(*image_dir_args(work, image_dirs), *args),
     )
     process.start()
     handle = Operator(process, work / "state", work / "operator.log", port)

@@ -68,11 +68,18 @@ def cmd_operator(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from kubenova.config import OperatorConfig
+    from kubenova.image.policy import load_policy
     from kubenova.operator_main import run
     from kubenova.scheduler.config import SchedulerConfig
 
     try:
         scheduler = SchedulerConfig.from_file(args.scheduler_config)
+        image_import = load_policy(
+            args.image_import_config,
+            allowed_path_prefixes=args.image_allowed_path_prefix,
+            allowed_networks=args.image_allowed_network,
+            allowed_ports=args.image_allowed_port,
+        )
         config = OperatorConfig(
             state_dir=Path(args.state_dir),
             hosts=args.hosts,
@@ -98,6 +105,11 @@ def cmd_operator(args: argparse.Namespace) -> int:
             resume_guests_state_on_host_boot=args.resume_guests_state_on_host_boot,
             audit_interval=args.audit_interval,
             audit_grace=args.audit_grace,
+            image_import=image_import,
+            remove_unused_base_images=args.remove_unused_base_images,
+            remove_unused_original_minimum_age_seconds=(
+                args.remove_unused_original_minimum_age_seconds
+            ),
         )
     except (ValidationError, OSError) as err:
         print(f"kubenova operator: invalid configuration: {err}", file=sys.stderr)
@@ -229,6 +241,45 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds something must have been an orphan before the audit removes it",
+    )
+    # -- images (issues 14-15; the imageImport policy and the base-image cache) ------------
+    op.add_argument(
+        "--image-import-config",
+        metavar="FILE",
+        help="YAML of imageImport keys (allowedPathPrefixes, allowedSchemes, allowedPorts, "
+        "allowedHosts, disallowedHosts, allowedNetworks, blockedNetworks, maxRedirects)",
+    )
+    op.add_argument(
+        "--image-allowed-path-prefix",
+        action="append",
+        metavar="DIR",
+        help="a directory Image file sources may be under (repeatable; replaces the default, "
+        "the guest directory `make setup` builds)",
+    )
+    op.add_argument(
+        "--image-allowed-network",
+        action="append",
+        metavar="CIDR",
+        help="non-public addresses Image URLs may reach, e.g. 127.0.0.1/32 (repeatable)",
+    )
+    op.add_argument(
+        "--image-allowed-port",
+        action="append",
+        type=int,
+        metavar="PORT",
+        help="ports Image URLs may name (repeatable; default 80 and 443)",
+    )
+    op.add_argument(
+        "--remove-unused-base-images",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the audit removes cached base images no instance here uses (Nova's option)",
+    )
+    op.add_argument(
+        "--remove-unused-original-minimum-age-seconds",
+        type=float,
+        default=86400.0,
+        help="seconds a base image must have been unused before it is removed",
     )
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)

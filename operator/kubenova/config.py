@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from kubenova.image.policy import ImageImportPolicy
 from kubenova.scheduler.config import SchedulerConfig
 
 CLUSTER_DRIVERS = ("pod", "kubevirt")
@@ -75,6 +76,21 @@ class OperatorConfig(BaseModel):
     instances that no longer exist); 0 disables the audit."""
     audit_grace: float = Field(default=60.0, ge=0)
     """An orphan is removed only once it has been one for this long (two audits apart)."""
+
+    # -- images (issues 14-15: image/, handlers/image.py, admission/image.py) -------------
+    image_import: ImageImportPolicy = Field(default_factory=ImageImportPolicy)
+    """Where Image sources may come from (the `imageImport` keys; --image-import-config)."""
+    remove_unused_base_images: bool = True
+    """Nova's option: the audit removes cached base images no instance on this operator's
+    hosts uses."""
+    remove_unused_original_minimum_age_seconds: float = Field(default=86400.0, ge=0)
+    """Nova's option: how long a base image must have been unused before it is removed."""
+
+    @property
+    def imports_images(self) -> bool:
+        """Whether Images are downloaded into this process's cache: not when every host is a
+        cluster driver's (pod, KubeVirt), which fetches the image on the node itself."""
+        return not (self.driver in CLUSTER_DRIVERS and self.hosts == 0)
 
     @property
     def heartbeat_interval(self) -> float:

@@ -103,3 +103,13 @@ AUDIT_CLEANUPS = Counter(
     ["kind"],
 )
 AUDIT_RUNS = Counter("kubenova_audit_runs_total", "Audits completed.")
+
+# -- the image cache (audit/images.py: Nova's image cache manager) -------------------------
+IMAGE_CACHE_REMOVED = Counter(
+    "kubenova_image_cache_removed_total",
+    "Cached base images the audit removed: unused by every instance on this operator's hosts "
+    "for --remove-unused-original-minimum-age-seconds.",
+)
+IMAGE_CACHE_REMOVED_BYTES = Counter(
+    "kubenova_image_cache_removed_bytes_total", "Bytes of the cached base images the audit removed."
+)

@@ -41,7 +41,12 @@ def image(cloud: Cloud, name: str, **spec) -> None:
         "images",
         "Image",
         name,
-        {"source": "/nonexistent/disk.qcow2", "checksum": hashlib.sha256(b"").hexdigest(), **spec},
+        {
+            # in a directory the import policy allows, but missing: the image never imports
+            "source": str(cloud.disk.with_name("missing.qcow2")),
+            "checksum": hashlib.sha256(b"").hexdigest(),
+            **spec,
+        },
     )
 
 
@@ -342,6 +347,7 @@ def test_webhook_configuration_managed_by_kopf(admission_operator, api):
     assert set(hooks) == {
         f"{name}.kubenova.compute.kubenova.io"
         for name in (
+            "image-create",
             "instance-create",
             "instance-action",  # a reboot or power change the instance's state refuses
             "volume-create",
@@ -354,5 +360,6 @@ def test_webhook_configuration_managed_by_kopf(admission_operator, api):
         assert hook.client_config.url.startswith("https://127.0.0.1:"), hook.name
         assert hook.client_config.ca_bundle, hook.name
         (rule,) = hook.rules
-        assert rule.api_groups == [GROUP] and rule.resources[0] in ("instances", "volumes")
+        assert rule.api_groups == [GROUP]
+        assert rule.resources[0] in ("images", "instances", "volumes")
     assert hooks["volume-delete.kubenova.compute.kubenova.io"].rules[0].operations == ["DELETE"]

@@ -167,7 +167,9 @@ def test_checksum_mismatch(base: Path, source: Path, server: Server) -> None:
         with pytest.raises(ChecksumMismatch) as exc:
             asyncio.run(cache.fetch(src, OTHER_SUM))
         msg = str(exc.value)
-        assert OTHER_SUM in msg and IMAGE_SUM in msg and src in msg
+        # The tenant learns nothing of the bytes read: not their sha256, not their size.
+        assert OTHER_SUM in msg and src in msg
+        assert IMAGE_SUM not in msg and str(len(IMAGE)) not in msg
         assert (exc.value.expected, exc.value.actual) == (OTHER_SUM, IMAGE_SUM)
         assert isinstance(exc.value, ImageError)
         assert leftovers(base) == []
@@ -301,13 +303,37 @@ def test_remove_unused(base: Path, tmp_path: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         removed = cache.remove_unused({images[0]})
 
-    assert sorted(removed) == sorted([stale_part, base / images[1], base / f"{images[1]}.lock"])
+    assert sorted(r.path for r in removed) == sorted(
+        [stale_part, base / images[1], base / f"{images[1]}.lock"]
+    )
+    assert {r.path: r.size for r in removed}[base / images[1]] == len(b"image 1")
     assert sorted(p.name for p in base.iterdir()) == sorted(
         ["README", images[0], f"{images[0]}.lock", images[2], f"{images[2]}.lock"]
     )
     assert cache.cached_path(images[1]) is None
 
     # Once the lock is free image 2 goes too, and a removed image can be fetched again.
-    assert cache.remove_unused({images[0]}) == [base / images[2], base / f"{images[2]}.lock"]
+    assert [r.path for r in cache.remove_unused({images[0]})] == [
+        base / images[2],
+        base / f"{images[2]}.lock",
+    ]
     src = tmp_path / "img1"
     assert asyncio.run(cache.fetch(str(src), images[1])) == base / images[1]
+
+
+def test_remove_unused_waits_for_min_age_and_touch_resets_it(base: Path, tmp_path: Path) -> None:
+    cache = ImageCache(base)
+    sums = []
+    for i in range(2):
+        src = tmp_path / f"aged{i}"
+        src.write_bytes(b"aged %d" % i)
+        sums.append(hashlib.sha256(src.read_bytes()).hexdigest())
+        asyncio.run(cache.fetch(str(src), sums[-1]))
+    assert cache.remove_unused(set(), min_age=3600) == []  # both fetched just now
+    hour_ago = time.time() - 3600
+    for checksum in sums:
+        os.utime(base / checksum, (hour_ago, hour_ago))
+    cache.touch({sums[0]})  # found in use by this audit: its age starts again
+    removed = cache.remove_unused(set(), min_age=1800)
+    assert [r.path for r in removed] == [base / sums[1], base / f"{sums[1]}.lock"]
+    assert cache.cached_path(sums[0]) is not None

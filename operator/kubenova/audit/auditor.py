@@ -12,6 +12,7 @@ from kubernetes_asyncio import client
 
 from kubenova import GROUP, VERSION, metrics
 from kubenova.audit.decide import InstanceView, OrphanTracker, Snapshot, Suspect, suspects
+from kubenova.audit.images import BaseImageJanitor
 from kubenova.conductor.context import Conductor
 from kubenova.kube.client import ApiException
 from kubenova.network.ports import INSTANCE_LABEL
@@ -22,9 +23,13 @@ API_ERRORS = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
 
 
 class Auditor:
-    def __init__(self, conductor: Conductor, grace: float) -> None:
+    def __init__(
+        self, conductor: Conductor, grace: float, images: BaseImageJanitor | None = None
+    ) -> None:
         self.c = conductor
         self.grace = grace
+        self.images = images
+        """Base-image housekeeping after each audit (audit/images.py); None: off."""
         self.tracker = OrphanTracker()
         self.custom = client.CustomObjectsApi(conductor.objects.api)
 
@@ -90,6 +95,11 @@ class Auditor:
                 log.warning("audit: could not remove %s: %r", suspect, err)
                 continue
             self.tracker.forget(suspect)
+        if self.images is not None:
+            try:
+                await self.images.run_once()
+            except API_ERRORS as err:
+                log.warning("audit: base image housekeeping failed: %r", err)
         metrics.AUDIT_RUNS.inc()
         return removed
 

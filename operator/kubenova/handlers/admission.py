@@ -15,6 +15,7 @@ import kopf
 
 from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.admission.actions import action_problems
+from kubenova.admission.image import image_problems
 from kubenova.admission.instance import instance_problems
 from kubenova.admission.lookup import Indexes, Lookup, instance_refs
 from kubenova.admission.refs import Problem
@@ -110,6 +111,14 @@ async def validate_instance_action(name, old, new, subresource, **_):
     if subresource or not old or not new:
         return
     _refuse(action_problems(name, old, new))
+
+
+@kopf.on.validate(GROUP, VERSION, "images", operations=["CREATE"], id="image-create")
+async def validate_image_create(spec, memo, **_):
+    """The image import policy (config.image_import): host paths under the allowed
+    directories, URLs to allowed schemes, ports and hosts, never to non-public addresses."""
+    config: OperatorConfig = memo.config
+    _refuse(await image_problems(spec, config.image_import))
 
 
 @kopf.on.validate(GROUP, VERSION, "volumes", operations=["CREATE"], id="volume-create")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from kubenova.audit.auditor import Auditor, audit_forever
+from kubenova.audit.images import BaseImageJanitor
 from kubenova.conductor.context import Conductor
 from kubenova.config import OperatorConfig
 
@@ -20,7 +21,15 @@ def start_audit(conductor: Conductor, config: OperatorConfig) -> asyncio.Task | 
     if not config.audit_interval:
         log.info("audit disabled (--audit-interval 0)")
         return None
-    auditor = Auditor(conductor, config.audit_grace)
+    images = None
+    if config.remove_unused_base_images:
+        images = BaseImageJanitor(
+            conductor.objects,
+            conductor.image_cache,
+            conductor.hosts.local,
+            config.remove_unused_original_minimum_age_seconds,
+        )
+    auditor = Auditor(conductor, config.audit_grace, images)
     log.info(
         "audit every %gs (orphans removed after %gs)", config.audit_interval, config.audit_grace
     )

@@ -1,36 +1,23 @@
-"""Image handlers: glance's queued -> saving -> active (or killed) on this host's cache."""
+"""Image handlers: glance's queued -> saving -> active (or killed), image/importer.py."""
 
 from __future__ import annotations
 
 import kopf
 
 from kubenova import GROUP, VERSION
-from kubenova.conductor.context import Conductor
-from kubenova.image.cache import ImageError
-from kubenova.timestamps import iso, now
+from kubenova.image.importer import ImageImporter
 
 
 @kopf.on.resume(GROUP, VERSION, "images")
 @kopf.on.create(GROUP, VERSION, "images")
-async def import_image(body, spec, status, patch, memo, **_):
-    """Fetch and verify the image once; instances wait for `active`."""
-    conductor: Conductor = memo.conductor
-    if status.get("phase") == "active" and conductor.image_cache.cached_path(spec["checksum"]):
+async def import_image(body, memo, **_):
+    """Check the source against the import policy, fetch and verify it once; instances wait
+    for `active` and fail on `killed`."""
+    importer: ImageImporter = memo.image_importer
+    outcome = await importer.run(body)
+    if outcome is None:
         return
-    try:
-        path = await conductor.image_cache.fetch(spec["source"], spec["checksum"])
-        # The declared format, never probed: a raw image could pose as qcow2.
-        virtual = await conductor.image_cache.virtual_size(path, spec.get("diskFormat", "qcow2"))
-    except ImageError as err:
-        patch.status.update(phase="killed", message=str(err), updatedAt=iso(now()))
-        kopf.warn(body, reason="ImageKilled", message=str(err))
-        return
-    size = path.stat().st_size
-    patch.status.update(
-        phase="active",
-        sizeBytes=size,
-        virtualSizeBytes=virtual,
-        message=None,
-        updatedAt=iso(now()),
-    )
-    kopf.info(body, reason="ImageActive", message=f"verified sha256, {size} bytes")
+    if outcome.failed:
+        kopf.warn(body, reason="ImageKilled", message=outcome.message)
+    else:
+        kopf.info(body, reason="ImageActive", message=outcome.message)

@@ -18,6 +18,7 @@ from kubenova.handlers.audit import start_audit
 from kubenova.handlers.hosts import start_host_monitor
 from kubenova.handlers.instance import VM_STATES
 from kubenova.image.cache import ImageCache
+from kubenova.image.importer import ImageImporter
 from kubenova.kube import permissions
 from kubenova.kube.client import Objects, new_api_client
 from kubenova.network.ports import Ports
@@ -68,7 +69,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         writer=StatusWriter(objects),
         scheduler=FilterScheduler(placement, config.scheduler),
         placement=placement,
-        image_cache=ImageCache(state_dir / "_base"),
+        image_cache=ImageCache(state_dir / "_base", policy=config.image_import),
         ports=Ports(objects),
         attachments=Attachments(objects),
         volumes=VolumeBackend(state_dir / "volumes"),
@@ -102,6 +103,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         metrics.serve(config.metrics_port, config.metrics_host)
     if config.console_address is not None:  # the serial console for `kubenova console`
         console = ConsoleServer(
+    memo.image_importer = ImageImporter(
+        objects, conductor.image_cache, download=config.imports_images
+    )
             conductor, api, config.console_address, config.console_certs, config.console_client_ca
         )
         try:

@@ -17,45 +17,38 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import aiohttp
 
+from kubenova.image.errors import ChecksumMismatch, ImageError, ImageFetchError, ImportRefused
+from kubenova.image.http import CHUNK, stream_http
+from kubenova.image.policy import ImageImportPolicy
 from kubenova.tools import find_tool
 
 log = logging.getLogger("kubenova.image")
 
 T = TypeVar("T")
+Progress = Callable[[int], None]
+"""Told the bytes read so far after each chunk written, possibly from a worker thread: it
+should only record the number (the Image handler reports it at its own pace)."""
 
-CHUNK = 1 << 20
-"""Bytes handed to a worker thread per write: big enough to amortise the thread hop."""
+__all__ = ["ChecksumMismatch", "ImageCache", "ImageError", "ImageFetchError", "ImportRefused"]
+
+
+class RemovedImage(NamedTuple):
+    path: Path
+    size: int
+
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ENTRY = re.compile(r"(?P<sum>[0-9a-f]{64})(?P<kind>\.lock|\.part-.+)?")
-
-
-class ImageError(Exception):
-    """Anything that keeps an image from becoming usable on this host."""
-
-
-class ImageFetchError(ImageError):
-    """The source could not be read: HTTP error, unreachable host, missing file, timeout."""
-
-
-class ChecksumMismatch(ImageError):
-    """The bytes were read but are not the ones the Image pins."""
-
-    def __init__(self, source: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"checksum mismatch for {source}: expected sha256 {expected}, got sha256 {actual}"
-        )
-        self.source = source
-        self.expected = expected
-        self.actual = actual
 
 
 class ImageCache:
@@ -65,11 +58,15 @@ class ImageCache:
         self,
         base_dir: Path,
         *,
+        policy: ImageImportPolicy | None = None,
         connect_timeout: float = 30.0,
         read_timeout: float = 120.0,
         qemu_img_timeout: float = 60.0,
     ) -> None:
         self.base_dir = Path(base_dir)
+        self.policy = policy
+        """Checked before any source is read, and on where it leads; None: the caller has
+        checked it (the pod driver's launcher, fetching what the operator admitted)."""
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
@@ -85,19 +82,27 @@ class ImageCache:
         path = self._image_path(checksum)
         return path if path.is_file() else None
 
-    async def fetch(self, source: str, checksum: str) -> Path:
-        """Return the verified image, downloading it first unless it is already cached.
-
-        Concurrent callers for one checksum (in this process or another one sharing base_dir)
-        download it once; the others wait and get the same path.
-        """
-        final = self._image_path(checksum)
-        if final.is_file():
-            return final
+    async def check(self, source: str) -> None:
+        """Raise ImportRefused if the policy does not allow `source` (paths resolved)."""
         if not source.startswith(("http://", "https://", "/")):
             raise ImageFetchError(
                 f"unsupported image source {source!r}: need an http(s) URL or an absolute path"
             )
+        if self.policy is not None:
+            await asyncio.to_thread(self.policy.check_source, source)
+
+    async def fetch(self, source: str, checksum: str, progress: Progress | None = None) -> Path:
+        """Return the verified image, downloading it first unless it is already cached.
+
+        The policy is checked first even when the image is cached: a forbidden source must
+        not become usable because someone else's allowed one had the same checksum.
+        Concurrent callers for one checksum (in this process or another one sharing base_dir)
+        download it once; the others wait and get the same path.
+        """
+        final = self._image_path(checksum)
+        await self.check(source)
+        if final.is_file():
+            return final
         async with self._local_lock(checksum):
             if final.is_file():
                 return final
@@ -105,7 +110,7 @@ class ImageCache:
             try:
                 if final.is_file():  # another process fetched it while we waited
                     return final
-                await self._download(source, checksum, final)
+                await self._download(source, checksum, final, progress)
             finally:
                 os.close(fd)
         return final
@@ -142,9 +147,20 @@ class ImageCache:
         except (ValueError, KeyError, TypeError) as e:
             raise ImageError(f"qemu-img info {path}: unexpected output: {e!r}") from e
 
-    def remove_unused(self, keep: set[str]) -> list[Path]:
-        """Delete images whose checksum is not in `keep`, with their lock files, and leftovers of
-        dead downloads (Nova's image cache manager); returns the removed paths.
+    def touch(self, checksums: set[str]) -> None:
+        """Mark the cached images of `checksums` as used now: their age, which decides when an
+        unused one is removed, counts from the last audit that found them in use (as Nova's
+        image cache manager touches the base files of its instances)."""
+        for checksum in checksums:
+            path = self.cached_path(checksum)
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(path)
+
+    def remove_unused(self, keep: set[str], min_age: float = 0.0) -> list[RemovedImage]:
+        """Delete images whose checksum is not in `keep` and that are at least `min_age`
+        seconds old (since fetched or last touched), with their lock files, and leftovers of
+        dead downloads (Nova's image cache manager); returns what was removed, with sizes.
 
         A checksum whose lock is held (a fetch in progress, here or in another process) is left
         alone entirely. Blocking file I/O: call it through asyncio.to_thread from async code.
@@ -157,21 +173,24 @@ class ImageCache:
         for name in names:
             if m := _ENTRY.fullmatch(name):
                 by_checksum.setdefault(m["sum"], []).append(name)
-        removed: list[Path] = []
+        removed: list[RemovedImage] = []
+        young_before = time.time() - min_age
         for checksum, entries in sorted(by_checksum.items()):
             with self._try_flock(checksum) as locked:
                 if not locked:
                     continue
+                kept = checksum in keep or _mtime(self.base_dir / checksum) > young_before
                 # The lock file goes last: someone who opens it afterwards gets a fresh one.
                 for name in sorted(entries, key=lambda n: (n.endswith(".lock"), n)):
-                    if checksum in keep and ".part-" not in name:
+                    if kept and ".part-" not in name:
                         continue
                     path = self.base_dir / name
                     with contextlib.suppress(FileNotFoundError):
+                        size = path.stat().st_size
                         path.unlink()
-                        removed.append(path)
+                        removed.append(RemovedImage(path, size))
         if removed:
-            log.info("image cache: removed %s", ", ".join(p.name for p in removed))
+            log.info("image cache: removed %s", ", ".join(r.path.name for r in removed))
         return removed
 
     # -- internals ---------------------------------------------------------------------------
@@ -242,7 +261,9 @@ class ImageCache:
         finally:
             os.close(fd)
 
-    async def _download(self, source: str, checksum: str, final: Path) -> None:
+    async def _download(
+        self, source: str, checksum: str, final: Path, progress: Progress | None
+    ) -> None:
         try:
             fd, name = await _in_thread_or_undo(
                 functools.partial(tempfile.mkstemp, prefix=f"{checksum}.part-", dir=self.base_dir),
@@ -251,15 +272,22 @@ class ImageCache:
         except OSError as e:
             raise ImageFetchError(f"cannot create a file in {self.base_dir}: {e}") from e
         tmp = Path(name)
-        sink = _Sink(fd)
+        sink = _Sink(fd, progress)
         try:
             try:
                 if source.startswith("/"):
-                    await asyncio.to_thread(_copy_file, Path(source), sink)
+                    await asyncio.to_thread(_copy_file, Path(source), sink, self.policy)
                 else:
-                    await self._copy_http(source, sink)
+                    await stream_http(source, self.policy, self._timeout, sink.write_async)
                 actual = sink.hexdigest()
                 if actual != checksum:
+                    log.warning(
+                        "image cache: %s has sha256 %s (%d bytes), not %s",
+                        source,
+                        actual,
+                        sink.size,
+                        checksum,
+                    )
                     raise ChecksumMismatch(source, checksum, actual)
                 await asyncio.to_thread(sink.commit)
                 await asyncio.to_thread(_publish, tmp, final)
@@ -279,22 +307,6 @@ class ImageCache:
             raise
         log.info("image cache: fetched %s from %s (%d bytes)", checksum, source, sink.size)
 
-    async def _copy_http(self, source: str, sink: _Sink) -> None:
-        async with (
-            aiohttp.ClientSession(timeout=self._timeout) as session,
-            session.get(source) as resp,
-        ):
-            if resp.status >= 400:
-                raise ImageFetchError(f"fetching {source} failed: HTTP {resp.status} {resp.reason}")
-            buf = bytearray()
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                buf += chunk
-                if len(buf) >= CHUNK:
-                    data, buf = buf, bytearray()
-                    await asyncio.to_thread(sink.write, data)
-            if buf:
-                await asyncio.to_thread(sink.write, buf)
-
 
 class _Sink:
     """A temp file and the sha256 of what went into it, written from worker threads.
@@ -303,11 +315,17 @@ class _Sink:
     (never under a running write) and writes after close are dropped.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, progress: Progress | None = None) -> None:
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
+        self.progress = progress
         self.size = 0
+
+    async def write_async(self, data: bytes | bytearray) -> None:
+        await asyncio.to_thread(self.write, data)
+        if self.progress is not None:
+            self.progress(self.size)
 
     def write(self, data: bytes | bytearray) -> bool:
         with self._lock:
@@ -335,11 +353,24 @@ class _Sink:
             self._file.close()
 
 
-def _copy_file(src: Path, sink: _Sink) -> None:
-    with src.open("rb") as f:
+def _copy_file(src: Path, sink: _Sink, policy: ImageImportPolicy | None) -> None:
+    """Copy a host file. With a policy, the file actually opened is checked (its
+    /proc/self/fd link), so a symlink swapped in after the check leads nowhere forbidden;
+    only regular files are read (a FIFO would hang, a device never end)."""
+    fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if policy is not None:
+            policy.check_path(str(src), resolved=os.readlink(f"/proc/self/fd/{fd}"))
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ImportRefused(
+                    str(src), "host paths must be regular files", "allowedPathPrefixes"
+                )
+        os.set_blocking(fd, True)
         while chunk := f.read(CHUNK):
             if not sink.write(chunk):
                 return  # aborted
+            if sink.progress is not None:
+                sink.progress(sink.size)
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -349,6 +380,13 @@ def _publish(tmp: Path, final: Path) -> None:
         os.fsync(dir_fd)  # the rename itself must survive a crash too
     finally:
         os.close(dir_fd)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("-inf")  # a lock or part file without its image: no age to wait for
 
 
 def _is_current(fd: int, path: Path) -> bool:

@@ -51,11 +51,17 @@ class ImageSpec(KubeModel):
 
 
 class ImageStatus(KubeModel):
+    """glance's image status: `queued` (accepted, nothing read yet), `saving` (being read and
+    verified, `bytesSaved` so far), then `active` (verified in the cache) or `killed` (the
+    import failed, for good: `message` says why; create the Image again to retry)."""
+
     phase: ImagePhase | None = None
+    bytes_saved: int | None = Field(default=None, ge=0)
+    """Bytes read so far while saving (updated about once a second)."""
     size_bytes: int | None = Field(default=None, ge=0)
     virtual_size_bytes: int | None = Field(default=None, ge=0)
     message: str | None = None
-    """Why the image is killed, when it is."""
+    """Why the image is killed, when it is (or a note on how an active one is served)."""
     updated_at: datetime | None = None
 
 
@@ -67,8 +73,10 @@ class Image(Resource):
         columns=(
             PrinterColumn("Status", ".status.phase"),
             PrinterColumn("Format", ".spec.diskFormat"),
+            PrinterColumn("Saved", ".status.bytesSaved", "integer"),
             PrinterColumn("Size", ".status.sizeBytes", "integer"),
             AGE,
+            PrinterColumn("Message", ".status.message", priority=1),
         ),
     )
     spec: ImageSpec
