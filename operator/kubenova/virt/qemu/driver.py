@@ -51,6 +51,8 @@ log = logging.getLogger("kubenova.virt.qemu")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: How long the daemonizing qemu may take to set the VM up (its parent exits once it has).
 START_TIMEOUT = 60.0
+#: The host's cached KVM probe answer, in its state dir (virt/qemu/accel.py).
+ACCEL_CACHE = "accel.json"
 POLL_INTERVAL = 0.1
 
 
@@ -204,7 +206,12 @@ class QemuProcessDriver(ComputeDriver):
         if request.image_path is None:
             raise DriverError("no local image: the conductor fetches it for this driver")
         argv = await prepare_instance(
-            request, paths, request.image_path, self.qemu_binary, self.qemu_img
+            request,
+            paths,
+            request.image_path,
+            self.qemu_binary,
+            self.qemu_img,
+            accel_cache=self.state_dir / ACCEL_CACHE,
         )
         accel = process.argument_after(argv, "-accel")
         log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)

@@ -27,11 +27,13 @@ async def prepare_instance(
     qemu_img: str,
     *,
     daemonize: bool = True,
+    accel_cache: Path | None = None,
 ) -> list[str]:
     """Create the instance directory (it must not exist): the qcow2 overlay on `base_image`,
-    the NoCloud seed and launch.json; return the qemu argv (run it with cwd=paths.root)."""
+    the NoCloud seed and launch.json; return the qemu argv (run it with cwd=paths.root).
+    `accel_cache`: the host's file caching the KVM probe's answer (virt/qemu/accel.py)."""
     paths.root.mkdir(parents=True)
-    accel = await asyncio.to_thread(probe_accelerator, qemu_binary)
+    accel = await asyncio.to_thread(probe_accelerator, qemu_binary, cache=accel_cache)
     await create_overlay(qemu_img, base_image, request.image_format, paths.disk, request.disk_gib)
     await in_thread(build_seed, request.metadata, paths.seed)
     argv = build_argv(request, paths, accel, qemu_binary, daemonize=daemonize)
