@@ -107,6 +107,7 @@ def test_an_instance_being_deleted_ends_the_wait():
         ({"vmState": "STOPPED"}, "SHUTOFF"),
         ({"vmState": "ERROR", "taskState": "POWERING_OFF"}, "ERROR"),
         ({"vmState": "ACTIVE", "printableStatus": "SOMETHING_NEWER"}, "SOMETHING_NEWER"),
+        ({"vmState": "SHELVED"}, "UNKNOWN"),
     ],
 )
 def test_printable_status_prefers_the_field_and_maps_as_nova(status, shown):
@@ -192,3 +193,14 @@ def test_version_is_the_package_metadata():
         check=False,
     )
     assert (result.returncode, result.stdout) == (0, f"kubenova {version('kubenova')}\n")
+
+
+def test_a_bug_is_one_line_that_says_where(capsys):
+    from kubenova.cmd.errors import guarded
+
+    def broken(args: argparse.Namespace) -> int:
+        return {}["missing"]
+
+    assert guarded(broken, argparse.Namespace()) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: internal error: KeyError: 'missing' at test_cli.py:")

@@ -9,7 +9,9 @@ import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 #: the prefix the apiserver puts before a validating webhook's message
 WEBHOOK_PREFIX = re.compile(r'^admission webhook "[^"]+" denied the request: ')
@@ -110,6 +112,15 @@ def describe(exc: BaseException, args: argparse.Namespace) -> str | None:
     return None
 
 
+def _where(exc: BaseException) -> str:
+    """Where a bug was raised (the innermost frame), so one line still points at it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {Path(frame.filename).name}:{frame.lineno}"
+
+
 def guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; report any failure as one line `error: ...` on stderr."""
     try:
@@ -123,7 +134,7 @@ def guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         code = exc.code if isinstance(exc, CliError) else 1
         if line is None:
             line = (
-                f"internal error: {type(exc).__name__}: {exc} "
+                f"internal error: {type(exc).__name__}: {exc}{_where(exc)} "
                 "(KUBENOVA_DEBUG=1 shows the traceback)"
             )
         print(f"error: {' '.join(line.split())}", file=sys.stderr)
