@@ -86,8 +86,10 @@ def running_operator(
     hosts: int = 0,
     image_dirs: Sequence[Path] | None = None,
 ) -> Iterator[Operator]:
+    env: dict[str, str] | None = None,
     """`kubenova operator` with `args`; on exit every instance is deleted (through it).
-    `image_dirs`: where Image file sources may be (default: image_dir_args)."""
+    `image_dirs`: where Image file sources may be (default: image_dir_args); `env`: the
+    process's environment (default: this one's)."""
     port = free_port()
     process = OperatorProcess(
         cluster.kubeconfig,
@@ -97,7 +99,7 @@ def running_operator(
         metrics_port=port,
         extra_args=(*image_dir_args(work, image_dirs), *args),
     )
-    process.start()
+    process.start(env)
     handle = Operator(process, work / "state", work / "operator.log", port)
     try:
         yield handle
