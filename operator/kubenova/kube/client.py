@@ -129,14 +129,26 @@ class Objects:
                 return None
             raise
 
-    async def delete(self, plural: str, name: str, namespace: str | None = None) -> None:
+    async def delete(
+        self, plural: str, name: str, namespace: str | None = None, uid: str | None = None
+    ) -> bool:
+        """Delete the object; with `uid`, only that very object (a uid precondition: an object
+        re-created under the name meanwhile stays). False when it was gone already."""
+        options = {}
+        if uid is not None:
+            options["body"] = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             if namespace is None:
-                await self._custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+                await self._custom.delete_cluster_custom_object(
+                    GROUP, VERSION, plural, name, **options
+                )
             else:
                 await self._custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, name
+                    GROUP, VERSION, namespace, plural, name, **options
                 )
         except ApiException as err:
-            if err.status != 404:
-                raise
+            # 409 on a uid precondition: the name now belongs to another object
+            if err.status == 404 or (err.status == 409 and uid is not None):
+                return False
+            raise
+        return True

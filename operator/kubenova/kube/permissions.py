@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 
 from kubenova import GROUP, WEBHOOK_CONFIGURATION
@@ -95,7 +96,12 @@ def rules(config: Any) -> list[Rule]:
     driver = config.driver
     vm_namespace = getattr(config, "vm_namespace", None) or ""
     found = [
-        Rule("", ("events",), ("create",), "kopf posts events about the objects it handles"),
+        Rule(
+            "",
+            ("events",),
+            ("create", "get", "patch"),
+            "the operator posts events about the objects it handles and counts their repeats",
+        ),
         Rule(
             GROUP,
             PLURALS,
@@ -279,9 +285,17 @@ def expand(rbac_rules: Iterable[dict[str, Any]], namespace: str = "") -> set[Per
     return granted
 
 
-class MissingPermissions(Exception):
+class NotVerified(Exception):
+    """The operator may not run: its permissions are lacking or could not be checked.
+    `summary` is one line for the start-up failure; str() the whole explanation."""
+
+    summary: str
+
+
+class MissingPermissions(NotVerified):
     def __init__(self, who: str, missing: dict[Permission, str]) -> None:
         self.who, self.missing = who, missing
+        self.summary = f"missing {len(missing)} permission(s); see above"
         lines = [f"  - {perm}: {why}" for perm, why in sorted(missing.items())]
         super().__init__(
             f"{who} lacks {len(missing)} permission(s) the operator needs:\n"
@@ -291,8 +305,26 @@ class MissingPermissions(Exception):
         )
 
 
+class CheckFailed(NotVerified):
+    """The SelfSubjectAccessReviews themselves failed: fail closed, with the reason (running
+    unchecked would only defer the failure to a 403 in the middle of some build)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.summary = f"could not check the operator's permissions: {reason}"
+        super().__init__(
+            f"{self.summary}\nThe operator asks the apiserver (SelfSubjectAccessReview, allowed to "
+            "every authenticated user by the system:basic-user ClusterRole) whether it may do "
+            "what it needs, and does not start unless it gets an answer. Check that the "
+            "apiserver is reachable and that the ClusterRoleBinding system:basic-user exists, "
+            "then restart the operator."
+        )
+
+
 async def _allowed(authz: client.AuthorizationV1Api, perm: Permission) -> bool:
     review = await authz.create_self_subject_access_review(perm.review())
+    if review.status is None:
+        raise CheckFailed(f"SelfSubjectAccessReview for {perm} came back without a status")
     return bool(review.status.allowed)
 
 
@@ -315,17 +347,19 @@ async def missing(api: client.ApiClient, wanted: dict[Permission, str]) -> dict[
 
 
 async def verify(api: client.ApiClient, config: Any) -> None:
-    """Raise MissingPermissions unless the operator may do everything `config` needs.
-
-    If the apiserver refuses the reviews themselves, the check is skipped with a warning (a
-    403 will then name the permission when it is used).
-    """
+    """Raise MissingPermissions unless the operator may do everything `config` needs, and
+    CheckFailed when the reviews themselves fail (refused, unreachable apiserver, no answer):
+    the check fails closed."""
     wanted = required(config)
     try:
         lacking = await missing(api, wanted)
     except ApiException as err:
-        log.warning("could not check the operator's permissions (%s %s)", err.status, err.reason)
-        return
+        detail = f" ({err.body.strip()[:300]})" if isinstance(err.body, str) and err.body else ""
+        raise CheckFailed(
+            f"SelfSubjectAccessReview answered {err.status} {err.reason}{detail}"
+        ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as err:
+        raise CheckFailed(f"SelfSubjectAccessReview failed: {type(err).__name__}: {err}") from None
     if lacking:
         raise MissingPermissions(await whoami(api), lacking)
     log.info("permissions checked: all %d the operator needs are granted", len(wanted))

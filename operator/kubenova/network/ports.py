@@ -157,8 +157,13 @@ class Ports:
                 raise
 
     async def release(self, owner: Owner) -> list[str]:
-        """Delete every port of the instance (idempotent); their addresses are free again."""
+        """Delete every port of the instance (idempotent); their addresses are free again.
+
+        Each delete carries the port's uid as a precondition: a Port's name is its address,
+        and once freed (say by a concurrent release) the address may be taken by another
+        instance under the same name, whose Port must not be deleted by this stale list."""
         ports = await self.of_instance(owner)
         for port in ports:
-            await self.objects.delete(PLURAL, port["metadata"]["name"], owner.namespace)
+            meta = port["metadata"]
+            await self.objects.delete(PLURAL, meta["name"], owner.namespace, uid=meta["uid"])
         return [p["spec"]["ipAddress"] for p in ports]
