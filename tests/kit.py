@@ -12,10 +12,11 @@ from pathlib import Path
 from kubernetes import client
 
 from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
+from kubenova.admission.probe import webhook_answers  # noqa: F401  (the tests' import)
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
-
 from kubenova.image.policy import guest_image_dirs
+
 
 @dataclass
 class Operator:
@@ -42,8 +43,6 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def node_ready(api: client.ApiClient, name: str) -> bool:
-    try:
 def columns(table: str, name: str | None = None) -> dict[str, str]:
     """One row of `kubectl get` output by column header (empty cells stay empty): the first,
     or the one whose NAME is `name`."""
@@ -57,6 +56,8 @@ def columns(table: str, name: str | None = None) -> dict[str, str]:
     return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
 
 
+def node_ready(api: client.ApiClient, name: str) -> bool:
+    try:
         node = client.CoreV1Api(api).read_node(name)
     except client.ApiException:
         return False
@@ -68,7 +69,6 @@ def all_instances(api: client.ApiClient) -> list[dict]:
     return custom.list_cluster_custom_object(GROUP, VERSION, "instances")["items"]
 
 
-@contextlib.contextmanager
 def image_dir_args(work: Path, image_dirs: Sequence[Path] | None = None) -> tuple[str, ...]:
     """The image import policy's allowed directories for a test operator working in `work`:
     `image_dirs`, by default the guest directory `make setup` builds (and its resolved cache)
@@ -78,6 +78,7 @@ def image_dir_args(work: Path, image_dirs: Sequence[Path] | None = None) -> tupl
     return tuple(f"--image-allowed-path-prefix={d}" for d in image_dirs)
 
 
+@contextlib.contextmanager
 def running_operator(
     cluster,
     api: client.ApiClient,
@@ -85,8 +86,8 @@ def running_operator(
     *args: str,
     hosts: int = 0,
     image_dirs: Sequence[Path] | None = None,
-) -> Iterator[Operator]:
     env: dict[str, str] | None = None,
+) -> Iterator[Operator]:
     """`kubenova operator` with `args`; on exit every instance is deleted (through it).
     `image_dirs`: where Image file sources may be (default: image_dir_args); `env`: the
     process's environment (default: this one's)."""
@@ -115,23 +116,6 @@ def running_operator(
             wait_for(lambda: not all_instances(api), 180, "instances to be deleted")
         finally:
             process.stop()
-
-
-def webhook_answers(api: client.ApiClient) -> bool:
-    """A server-side dry run naming a flavor that cannot exist is refused by the webhook."""
-    probe = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Instance",
-        "metadata": {"name": "probe"},
-        "spec": {"flavor": "no-such-flavor-probe", "image": "none"},
-    }
-    try:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, "default", "instances", probe, dry_run="All"
-        )
-    except client.ApiException as err:
-        return "no-such-flavor-probe does not exist" in (err.body or "")
-    return False
 
 
 def remove_webhooks(api: client.ApiClient) -> None:

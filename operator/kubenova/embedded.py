@@ -1,5 +1,11 @@
 """`make run`: the embedded default end to end: control plane, operator with a local QEMU
-host, the example instance booted, its progress and phase timings printed."""
+host and the admission webhook, the example instance booted, its progress and phase timings
+printed.
+
+The webhook is on, as in a cluster the chart installs: what a cluster refuses at apply (a
+missing flavor or image, over quota, an in-use volume deleted) is refused here too. kopf serves
+it on a free loopback port with a certificate from its own CA, and registers the
+ValidatingWebhookConfiguration the dev apiserver (also on loopback) calls."""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ import yaml
 from kubernetes import client, config, watch
 
 from kubenova import GROUP, VERSION
+from kubenova.admission.probe import webhook_answers
 from kubenova.devcluster import DevCluster
-from kubenova.devcluster.cluster import free_port
+from kubenova.devcluster.cluster import LOOPBACK, free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 from kubenova.kube.crds import install_crds
 from kubenova.models.v1alpha1 import KINDS
@@ -30,6 +37,53 @@ GUEST = REPO / ".bin" / "guest" / "busybox.qcow2"
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+def admission_args(webhook_port: int | None = None) -> tuple[str, ...]:
+    """The operator's flags for the webhook on loopback, where the dev apiserver dials it."""
+    return ("--admission", f"--webhook-listen={LOOPBACK}:{webhook_port or free_port()}")
+
+
+def embedded_operator(
+    kubeconfig: Path,
+    state: Path,
+    hosts: int,
+    metrics_port: int,
+    extra_args: tuple[str, ...] = (),
+) -> OperatorProcess:
+    """The operator `kubenova run` starts: local hosts, the admission webhook on loopback,
+    its files in `state`/operator and its log in `state`/operator.log."""
+    return OperatorProcess(
+        kubeconfig,
+        state / "operator",
+        state / "operator.log",
+        hosts=hosts,
+        metrics_port=metrics_port,
+        extra_args=(*admission_args(), *extra_args),
+    )
+
+
+def start_admitting_operator(
+    api: client.ApiClient, operator: OperatorProcess, timeout: float = 60.0
+) -> None:
+    """Start the operator and return once the apiserver calls its webhook (kopf registers it
+    at start-up; until then a create would not be checked). If it dies or is late, it is
+    stopped and the error says why, with its log."""
+    operator.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not operator.alive():
+            tail = operator.log_tail(40)
+            operator.stop()
+            raise RuntimeError(f"the operator exited at start:\n{tail}")
+        if webhook_answers(api):
+            return
+        time.sleep(0.2)
+    tail = operator.log_tail(40)
+    operator.stop()
+    raise TimeoutError(
+        f"the apiserver did not call the admission webhook within {timeout:.0f}s:\n{tail}"
+    )
 
 
 def example_objects(guest: Path) -> list[dict[str, Any]]:
@@ -119,17 +173,11 @@ def run(once: bool, hosts: int, timeout: float) -> int:
         install_crds(api, KINDS)
         say(f"control plane up at {cluster.server}")
         metrics_port = free_port()
-        operator = OperatorProcess(
-            cluster.kubeconfig,
-            state / "operator",
-            state / "operator.log",
-            hosts=hosts,
-            metrics_port=metrics_port,
-        )
-        operator.start()
+        operator = embedded_operator(cluster.kubeconfig, state, hosts, metrics_port)
+        start_admitting_operator(api, operator)
         say(
-            f"operator started (log {state / 'operator.log'}, metrics "
-            f"http://127.0.0.1:{metrics_port}/metrics)"
+            f"operator started with the admission webhook (log {state / 'operator.log'}, "
+            f"metrics http://127.0.0.1:{metrics_port}/metrics)"
         )
         code = 1
         try:
