@@ -41,6 +41,7 @@ from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.kube.client import ApiException
+from kubenova.kube.events import Reason
 from kubenova.models.v1alpha1.states import PowerState, TaskState, VmState
 from kubenova.timestamps import iso, now
 from kubenova.virt.driver import ComputeDriver, DriverError, InstanceNotFound
@@ -74,8 +75,8 @@ class Action:
     reboot_type: str | None = None
     done: State = states.ACTIVE
     done_power: PowerState = PowerState.RUNNING
-    event_started: str
-    event_done: str
+    event_started: Reason
+    event_done: Reason
     done_message: str = "{host}: done"
 
     def starting(self, source: State) -> State:
@@ -96,7 +97,7 @@ class Stop(Action):
     name, label, task = "stop", "stop", TaskState.POWERING_OFF
     allowed_from = frozenset({VmState.ACTIVE, VmState.ERROR})
     done, done_power = states.STOPPED, PowerState.SHUTDOWN
-    event_started, event_done = "Stopping", "Stopped"
+    event_started, event_done = Reason.STOPPING, Reason.STOPPED
     done_message = "the VM on {host} is powered off"
 
     async def run(self, driver: ComputeDriver, instance_id: str, timing: Timing) -> None:
@@ -111,7 +112,7 @@ class Stop(Action):
 class Start(Action):
     name, label, task = "start", "start", TaskState.POWERING_ON
     allowed_from = frozenset({VmState.STOPPED})
-    event_started, event_done = "Starting", "Started"
+    event_started, event_done = Reason.STARTING, Reason.STARTED
     done_message = "the guest booted on {host}"
 
     async def run(self, driver: ComputeDriver, instance_id: str, timing: Timing) -> None:
@@ -125,7 +126,7 @@ class Start(Action):
 
 class Reboot(Action):
     name = "reboot"
-    event_started, event_done = "Rebooting", "Rebooted"
+    event_started, event_done = Reason.REBOOTING, Reason.REBOOTED
 
     def __init__(self, hard: bool) -> None:
         self.hard = hard
@@ -202,7 +203,7 @@ def reboot_action(value: str) -> Action | None:
 
 
 # -- the loop of one instance ----------------------------------------------------------------
-Emit = Callable[[str, str, str], None]
+Emit = Callable[[Reason, str], None]
 
 
 class Lifecycle:
@@ -282,7 +283,7 @@ class Lifecycle:
         request_id = record["requestId"] if record else None
         message = f"redoing the {action.label} an operator restart interrupted"
         log.info("%s: %s (%s)", self.ref, message, state)
-        self.emit("Normal", "ActionResumed", message)
+        self.emit(Reason.ACTION_RESUMED, message)
         if action.name == "reboot":
             await self.remove_reboot_annotation(action)
         await self.execute(action, state, request_id)
@@ -370,7 +371,7 @@ class Lifecycle:
         )
         if annotation is not None:
             await self.remove_annotation(annotation)
-        self.emit("Normal", action.event_started, message)
+        self.emit(action.event_started, message)
         log.info("%s: %s", self.ref, message)
         await self.execute(action, target, request_id)
 
@@ -424,7 +425,7 @@ class Lifecycle:
                 patch["observedPowerState"] = observed
 
         self.obj = await self.c.writer.update(self.namespace, self.name, state, refused)
-        self.emit("Warning", "ActionRefused", why)
+        self.emit(Reason.ACTION_REFUSED, why)
         log.info("%s: refused: %s", self.ref, why)
 
     # -- doing it ------------------------------------------------------------------------------
@@ -479,9 +480,7 @@ class Lifecycle:
         self.obj = await self.c.writer.transition(
             self.namespace, self.name, state, target, message, fields, at=finished, derive=finish
         )
-        self.emit(
-            "Normal" if ok else "Warning", action.event_done if ok else "ActionFailed", message
-        )
+        self.emit(action.event_done if ok else Reason.ACTION_FAILED, message)
         log.info("%s: %s -> %s (%s)", self.ref, state, target, message)
 
     async def running(self, driver: ComputeDriver | None) -> bool | None:
@@ -529,7 +528,7 @@ class Lifecycle:
             message,
             {"powerState": info.power_state.value, "fault": fault},
         )
-        self.emit("Warning", "PowerStateSync", message)
+        self.emit(Reason.POWER_STATE_SYNC, message)
         log.warning("%s: %s", self.ref, message)
 
     # -- the annotation ------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kopf
 
 from kubenova import metrics
 from kubenova.conductor import actionlog, states
@@ -25,6 +24,7 @@ from kubenova.conductor.states import State
 from kubenova.conductor.status import Derive
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
+from kubenova.kube.events import Reason
 from kubenova.metadata.network_config import NicConfig, network_config
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.network.ipam import Subnet, port_name
@@ -106,7 +106,7 @@ class Build:
         conductor: Conductor,
         body: Mapping[str, Any],
         caches: Caches,
-        emit: Callable[[str, str, str], None],
+        emit: Callable[[Reason, str], None],
     ) -> None:
         self.c = conductor
         self.caches = caches
@@ -129,12 +129,17 @@ class Build:
         return states.of_status(self.status)
 
     async def _move(
-        self, target: State, reason: str, message: str, derive: Derive | None = None, **fields: Any
+        self,
+        target: State,
+        reason: Reason,
+        message: str,
+        derive: Derive | None = None,
+        **fields: Any,
     ) -> None:
         self.obj = await self.c.writer.transition(
             self.namespace, self.name, self.state, target, message, fields, derive=derive
         )
-        self.emit("Warning" if target == states.ERROR else "Normal", reason, message)
+        self.emit(reason, message)
         log.info("%s: %s (%s)", self.ref, target, message)
 
     async def drive(self) -> None:
@@ -175,7 +180,7 @@ class Build:
             raise BuildError(str(err), 403) from err
         await self._move(
             states.SCHEDULING,
-            "Scheduling",
+            Reason.SCHEDULING,
             "build requested; scheduling",
             # the action log's `create` (conductor/actionlog.py); the build boots the guest, so
             # the power state it takes up is Running (a Stopped spec is a stop once ACTIVE)
@@ -216,7 +221,7 @@ class Build:
     async def _scheduled(self, host: str, alternates: list[str]) -> None:
         await self._move(
             states.NETWORKING,
-            "Scheduled",
+            Reason.SCHEDULED,
             f"claimed resources on {host}",
             host=host,
             alternates=alternates,
@@ -257,7 +262,7 @@ class Build:
         requests = self.obj["spec"].get("networks") or []
         if not requests:
             await self._move(
-                states.BLOCK_DEVICE_MAPPING, "Networked", "no ports requested", addresses=[]
+                states.BLOCK_DEVICE_MAPPING, Reason.NETWORKED, "no ports requested", addresses=[]
             )
             return
         owner = Owner(self.namespace, self.name, self.uid)
@@ -279,7 +284,7 @@ class Build:
         addresses = [{"network": a.network, "ip": a.ip, "mac": a.mac} for a in allocations]
         await self._move(
             states.BLOCK_DEVICE_MAPPING,
-            "Networked",
+            Reason.NETWORKED,
             "ports allocated: " + ", ".join(f"{a.ip} on {a.network}" for a in allocations),
             addresses=addresses,
         )
@@ -294,7 +299,7 @@ class Build:
             except AttachError as err:
                 raise BuildError(str(err), err.code) from err
         message = f"attached volumes {', '.join(names)}" if names else "root disk only"
-        await self._move(states.SPAWNING, "BlockDevicesMapped", message)
+        await self._move(states.SPAWNING, Reason.BLOCK_DEVICES_MAPPED, message)
 
     async def spawn(self) -> None:
         host = self.status.get("host") or ""
@@ -317,7 +322,7 @@ class Build:
         message = f"guest booted on {host} ({info.details.get('accelerator', '?')})"
         await self._move(
             states.ACTIVE,
-            "Active",
+            Reason.ACTIVE,
             message,
             derive=actionlog.create_finished(actionlog.SUCCESS, message, booted),
             powerState=PowerState.RUNNING.value,
@@ -458,7 +463,7 @@ class Build:
             metrics.RESCHEDULES.inc()
             await self._move(
                 states.SCHEDULING,
-                "Rescheduling",
+                Reason.RESCHEDULING,
                 f"build failed on {host}; trying {alternates[0]}: {err}",
                 host=None,
                 attempts=attempts,
@@ -474,7 +479,7 @@ class Build:
         }
         await self._move(
             states.ERROR,
-            "BuildFailed",
+            Reason.BUILD_FAILED,
             str(err)[:1000],
             derive=actionlog.create_finished(actionlog.ERROR, str(err), now()),
             fault=fault,
@@ -560,10 +565,3 @@ class Build:
             self.c.placement.own_claims,
             self.c.hosts_down,
         )
-
-
-def event_emitter(body: Mapping[str, Any]) -> Callable[[str, str, str], None]:
-    def emit(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message[:1000])
-
-    return emit

@@ -49,8 +49,9 @@ from kubenova.conductor.build import Build, BuildError, Caches
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.conductor.status import _set_condition as set_condition
+from kubenova.kube import events
 from kubenova.kube.client import ApiException
-from kubenova.kube.events import post_event
+from kubenova.kube.events import Reason
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.timestamps import iso, now
 from kubenova.virt.driver import ComputeDriver, DriverError, InstanceNotFound
@@ -229,7 +230,7 @@ class HostMonitor:
 
         await self.c.writer.update(meta["namespace"], meta["name"], state, derive)
         log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-        await post_event(self.api, inst, "Warning", "HostDown", message)
+        await events.post(inst, Reason.HOST_DOWN, message)
 
     # -- reconciling -------------------------------------------------------------------------
     async def reconcile(self, inst: dict, state: State, host: str, marked: bool) -> None:
@@ -287,7 +288,7 @@ class HostMonitor:
 
         await self.c.writer.update(meta["namespace"], meta["name"], state, derive)
         log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-        await post_event(self.api, inst, "Normal", "HostReturned", message)
+        await events.post(inst, Reason.HOST_RETURNED, message)
 
     async def stop_instance(self, inst: dict, why: str) -> None:
         """The stop policy: ACTIVE -> STOPPED, with a fault saying why."""
@@ -311,7 +312,7 @@ class HostMonitor:
             derive=self._host_up(message, meta.get("generation")),
         )
         log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-        await post_event(self.api, inst, "Warning", "GuestNotRunning", message)
+        await events.post(inst, Reason.GUEST_NOT_RUNNING, message)
 
     async def restart(
         self, inst: dict, host: str, driver: ComputeDriver, present: bool, why: str
@@ -344,7 +345,7 @@ class HostMonitor:
                 derive=self._host_up(message, meta.get("generation")),
             )
             log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-            await post_event(self.api, inst, "Warning", "GuestResumeFailed", message)
+            await events.post(inst, Reason.GUEST_RESUME_FAILED, message)
             return
         await self._clear(
             inst,

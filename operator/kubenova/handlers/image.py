@@ -6,6 +6,8 @@ import kopf
 
 from kubenova import GROUP, VERSION
 from kubenova.image.importer import ImageImporter
+from kubenova.kube import events
+from kubenova.kube.events import Reason
 
 
 @kopf.on.resume(GROUP, VERSION, "images")
@@ -18,6 +20,6 @@ async def import_image(body, memo, **_):
     if outcome is None:
         return
     if outcome.failed:
-        kopf.warn(body, reason="ImageKilled", message=outcome.message)
+        await events.post(body, Reason.IMAGE_KILLED, outcome.message)
     else:
-        kopf.info(body, reason="ImageActive", message=outcome.message)
+        await events.post(body, Reason.IMAGE_ACTIVE, outcome.message)

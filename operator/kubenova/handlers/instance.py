@@ -10,8 +10,10 @@ import kopf
 
 from kubenova import GROUP, VERSION
 from kubenova.conductor.actions import Lifecycle, Timing, record_delete
-from kubenova.conductor.build import Build, Caches, event_emitter
+from kubenova.conductor.build import Build, Caches
 from kubenova.conductor.context import Conductor
+from kubenova.kube import events
+from kubenova.kube.events import Reason
 from kubenova.timestamps import parse_time
 
 log = logging.getLogger("kubenova.handlers")
@@ -28,7 +30,7 @@ async def build_instance(body, memo, stopped, **indexes):
     lets the next daemon finish an interrupted action)."""
     conductor: Conductor = memo.conductor
     caches = Caches.of_indexes(indexes)
-    build = Build(conductor, body, caches, event_emitter(body))
+    build = Build(conductor, body, caches, events.emitter(body))
     await build.drive()
     uid = body["metadata"]["uid"]
     wake = WAKE.setdefault(uid, asyncio.Event())
@@ -62,7 +64,7 @@ async def delete_instance(body, name, namespace, uid, spec, status, memo, claims
     failed host is cleaned up before the next is tried), so those are the hosts to visit.
     """
     conductor: Conductor = memo.conductor
-    kopf.info(body, reason="Deleting", message="destroying the VM and freeing its resources")
+    await events.post(body, Reason.DELETING, "destroying the VM and freeing its resources")
     deleting = body["metadata"].get("deletionTimestamp")
     await record_delete(conductor, namespace, name, parse_time(deleting) if deleting else None)
     holders = {status.get("host"), *claims.get(uid, ())}

@@ -19,7 +19,7 @@ from kubenova.handlers.hosts import start_host_monitor
 from kubenova.handlers.instance import VM_STATES
 from kubenova.image.cache import ImageCache
 from kubenova.image.importer import ImageImporter
-from kubenova.kube import permissions
+from kubenova.kube import events, permissions
 from kubenova.kube.client import Objects, new_api_client
 from kubenova.network.ports import Ports
 from kubenova.quota.ledger import Quotas
@@ -42,7 +42,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.posting.level = logging.WARNING  # our own events are posted explicitly
+    # Every Event comes from kube/events.py (one component, declared reasons, repeats
+    # counted); kopf's own would be a second source, posting its log lines.
+    settings.posting.enabled = False
     settings.watching.server_timeout = 300
     # A cancelled build (the instance was deleted) cleans up its VM before it exits: give it
     # that time instead of kopf's default of a few zero-time loop cycles, after which kopf would
@@ -61,6 +63,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         log.error("%s", err)
         raise kopf.PermanentError(f"missing {len(err.missing)} permission(s); see above") from None
     objects = Objects(api)
+    events.install(events.EventRecorder(api))
     placement = Placement(objects)
     state_dir = config.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -139,5 +142,6 @@ async def stop(memo: kopf.Memo, **_):
     if console is not None:
         await console.stop()
     api = getattr(memo, "api", None)
+    await events.recorder().flush()  # the Events emitted last, before the client closes
     if api is not None:
         await api.close()

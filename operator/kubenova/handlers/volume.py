@@ -14,6 +14,8 @@ from kubenova import GROUP, VERSION
 from kubenova.conductor.build import Caches
 from kubenova.conductor.context import Conductor
 from kubenova.image.cache import ImageError
+from kubenova.kube import events
+from kubenova.kube.events import Reason
 from kubenova.quota import QuotaExceeded, volume_usage
 from kubenova.volume.backend import VolumeBackendError
 from kubenova.volume.status import PLURAL, USABLE, VolumeStatus
@@ -74,7 +76,7 @@ async def create_volume(body, namespace, name, uid, spec, status, memo, images, 
     if await writer.to_phase(
         namespace, name, "available", ready, uid=uid, from_phases=(None, "creating")
     ):
-        kopf.info(body, reason="VolumeAvailable", message=ready)
+        await events.post(body, Reason.VOLUME_AVAILABLE, ready)
 
 
 @kopf.timer(
@@ -96,12 +98,12 @@ async def check_disk(body, namespace: str, name: str, uid: str, memo) -> None:
         return
     path = str(conductor.volumes.path(uid))
     if await VolumeStatus(conductor.objects).lost(namespace, name, uid, path):
-        kopf.warn(body, reason="VolumeDiskMissing", message=f"disk {path} is missing: data lost")
+        await events.post(body, Reason.VOLUME_DISK_MISSING, f"disk {path} is missing: data lost")
 
 
 async def _error(body, writer: VolumeStatus, namespace, name, uid, message: str, reason: str):
     if await writer.to_phase(namespace, name, "error", message, reason=reason, uid=uid):
-        kopf.warn(body, reason="VolumeError", message=message)
+        await events.post(body, Reason.VOLUME_ERROR, message)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -131,10 +133,10 @@ async def extend_volume(body, namespace, name, uid, old, new, status, memo, **_)
     try:
         await conductor.quotas.reserve(namespace, uid, volume_usage(new), kind="Volume", name=name)
     except QuotaExceeded as err:
-        kopf.warn(body, reason="VolumeExtendRefused", message=str(err))
+        await events.post(body, Reason.VOLUME_EXTEND_REFUSED, str(err))
         return
     if status.get("phase") == "error":
-        kopf.warn(body, reason="VolumeExtendRefused", message=f"Volume {name} is in error")
+        await events.post(body, Reason.VOLUME_EXTEND_REFUSED, f"Volume {name} is in error")
         return
     if status.get("phase") != "available":
         raise kopf.TemporaryError(f"Volume {name} is {status.get('phase')}; extend waits", delay=10)
@@ -143,6 +145,6 @@ async def extend_volume(body, namespace, name, uid, old, new, status, memo, **_)
     try:
         await conductor.volumes.extend(uid, new)
     except VolumeBackendError as err:
-        kopf.warn(body, reason="VolumeExtendFailed", message=str(err))
+        await events.post(body, Reason.VOLUME_EXTEND_FAILED, str(err))
         return
-    kopf.info(body, reason="VolumeExtended", message=f"grown from {old} to {new} GiB")
+    await events.post(body, Reason.VOLUME_EXTENDED, f"grown from {old} to {new} GiB")
