@@ -101,14 +101,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
     if (audit := start_audit(conductor, config)) is not None:
         tasks.append(audit)
     memo.api, memo.conductor, memo.tasks = api, conductor, tasks
+    memo.image_importer = ImageImporter(
+        objects, conductor.image_cache, download=config.imports_images
+    )
     if config.metrics_port:
         REGISTRY.register(metrics.VmStateCollector(lambda: list(VM_STATES.values())))
         metrics.serve(config.metrics_port, config.metrics_host)
     if config.console_address is not None:  # the serial console for `kubenova console`
         console = ConsoleServer(
-    memo.image_importer = ImageImporter(
-        objects, conductor.image_cache, download=config.imports_images
-    )
             conductor, api, config.console_address, config.console_certs, config.console_client_ca
         )
         try:
@@ -141,7 +141,7 @@ async def stop(memo: kopf.Memo, **_):
     console = getattr(memo, "console", None)
     if console is not None:
         await console.stop()
-    api = getattr(memo, "api", None)
     await events.recorder().flush()  # the Events emitted last, before the client closes
+    api = getattr(memo, "api", None)
     if api is not None:
         await api.close()
