@@ -58,7 +58,13 @@ def event_rows(events: Iterable[Any]) -> list[list[str]]:
     def when(event: Any) -> datetime | None:
         return event.last_timestamp or event.event_time or event.first_timestamp
 
-    ordered = sorted(events, key=lambda e: (when(e) is None, when(e) or datetime.min))
+    def written(event: Any) -> int:
+        """Timestamps have second precision: events of one second keep the order they were
+        written in (etcd's resourceVersion grows with each write)."""
+        version = getattr(event.metadata, "resource_version", None) or ""
+        return int(version) if version.isdigit() else 0
+
+    ordered = sorted(events, key=lambda e: (when(e) is None, when(e) or datetime.min, written(e)))
     return [
         [
             _time(when(e)),
