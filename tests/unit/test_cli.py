@@ -204,3 +204,27 @@ def test_a_bug_is_one_line_that_says_where(capsys):
     assert guarded(broken, argparse.Namespace()) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: internal error: KeyError: 'missing' at test_cli.py:")
+
+
+def test_events_of_one_second_keep_the_order_they_were_written_in():
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from kubenova.eventlist import event_rows
+
+    second = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+    def event(reason: str, version: str):
+        return SimpleNamespace(
+            metadata=SimpleNamespace(resource_version=version),
+            last_timestamp=second,
+            event_time=None,
+            first_timestamp=second,
+            type="Normal",
+            reason=reason,
+            count=1,
+            message="",
+        )
+
+    rows = event_rows([event("Stopped", "1002"), event("Stopping", "998")])
+    assert [row[2] for row in rows] == ["Stopping", "Stopped"]
