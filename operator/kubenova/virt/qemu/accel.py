@@ -19,20 +19,18 @@ and /dev/kvm. Delete it to force a new probe; $KUBENOVA_ACCEL skips probe and ca
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubenova.children import die_with_parent
 from kubenova.timestamps import iso, now
 from kubenova.virt.qemu.command import MACHINE, cpu_args
 
@@ -49,7 +47,6 @@ _DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
 #: mov al, 1; out 0xf4, al; hlt — at the reset vector: qemu exits with status (1 << 1) | 1.
 _FIRMWARE_CODE = bytes([0xB0, 0x01, 0xE6, 0xF4, 0xF4])
 _FIRMWARE_EXIT = 3
-_PR_SET_PDEATHSIG = 1
 # One probe at a time: concurrent first spawns wait for it and share its cached result.
 _probe_lock = threading.Lock()
 
@@ -194,20 +191,3 @@ def run_tied(argv: list[str], timeout: float) -> subprocess.CompletedProcess[byt
         preexec_fn=die_with_parent(),
         start_new_session=True,  # no terminal signals; its own group, so only it is killed
     )
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGKILL the child when its parent dies (Linux); it
-    exits at once if the parent died before the request took effect. None off Linux."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:  # in the child between fork and exec: one system call, no locks
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
