@@ -72,4 +72,6 @@ class Ip:
     async def addresses(self, netns: str, name: str) -> list[str]:
         """`address/prefix` of every global address on the link."""
         found = await self.json("address", "show", "dev", name, "scope", "global", netns=netns)
-        return [f"{a['local']}/{a['prefixlen']}" for link in found for a in link["addr_info"]]
+        # ip -json lists filtered-out addresses as empty objects.
+        infos = (a for link in found for a in link.get("addr_info", []) if "local" in a)
+        return [f"{a['local']}/{a['prefixlen']}" for a in infos]
