@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +14,44 @@ from kubernetes import client
 
 from kubenova import GROUP, VERSION
 from tests.kit import Operator, node_ready, running_operator, wait_for
-from tests.proc import processes_with
+from tests.proc import command_of, running
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST = REPO / ".bin" / "guest" / "busybox.qcow2"
 HOST = "compute-0"
+
+#: In the environment of every process this session starts, and so of everything they start:
+#: the operators, their VMs and their KVM probes, even one left behind with init as its parent.
+SESSION_MARKER = "KUBENOVA_E2E_SESSION"
+os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
+
+
+def session_qemus() -> dict[int, str]:
+    """pid -> command line of every qemu-system process started under this test session
+    (found by the marker in its environment, whatever its parent or arguments)."""
+    marker = f"{SESSION_MARKER}={os.environ[SESSION_MARKER]}".encode()
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        if not Path(command_of(pid)).name.startswith("qemu-system"):
+            continue
+        try:
+            if marker not in environ.read_bytes().split(b"\0") or not running(pid):
+                continue
+            cmdline = (environ.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        found[pid] = cmdline.decode(errors="replace").strip()
+    return found
+
+
+def assert_no_qemu_left(timeout: float = 20.0) -> None:
+    """No qemu of any kind (VM, KVM probe, stray) started under the test still runs; one that
+    is exiting gets `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := session_qemus()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == {}, f"{len(left)} qemu process(es) left: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +63,7 @@ def operator(cluster, api, crds, tmp_path_factory) -> Iterator[Operator]:
     with running_operator(cluster, api, tmp_path_factory.mktemp("operator"), hosts=1) as handle:
         wait_for(lambda: node_ready(api, HOST), 60, f"{HOST} to register")
         yield handle
-    assert processes_with("qemu-system", str(handle.state_dir)) == []
+    assert_no_qemu_left()
 
 
 @pytest.fixture(scope="module")

@@ -58,15 +58,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
     api = await new_api_client()
     try:  # every permission this configuration needs, or stop now naming the missing ones
         await permissions.verify(api, config)
-    except permissions.MissingPermissions as err:
+    except permissions.NotVerified as err:  # lacking, or the check itself failed: fail closed
         await api.close()
         log.error("%s", err)
-        raise kopf.PermanentError(f"missing {len(err.missing)} permission(s); see above") from None
+        raise kopf.PermanentError(err.summary) from None
     objects = Objects(api)
     events.install(events.EventRecorder(api))
     placement = Placement(objects)
     state_dir = config.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    volumes = VolumeBackend(state_dir / "volumes")
     conductor = Conductor(
         objects=objects,
         writer=StatusWriter(objects),
@@ -74,8 +75,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         placement=placement,
         image_cache=ImageCache(state_dir / "_base", policy=config.image_import),
         ports=Ports(objects),
-        attachments=Attachments(objects),
-        volumes=VolumeBackend(state_dir / "volumes"),
+        attachments=Attachments(objects, volumes),
+        volumes=volumes,
         quotas=Quotas(objects),
         hosts=ComputeHosts(
             fake_everywhere=config.driver == "fake",
