@@ -266,3 +266,32 @@ class TestMissingTool:
         status = ended(cloud, "tiny")
         assert status["phase"] == "killed"
         assert status["message"].startswith("qemu-img not found")
+
+
+@pytest.fixture(scope="class")
+def pod_operator(cluster, api, crds, tmp_path_factory):
+    work = tmp_path_factory.mktemp("pod-image-op")
+    with running_operator(cluster, api, work, "--driver=pod") as op:
+        yield op
+
+
+class TestClusterDriver:
+    """With the pod driver only, the operator downloads nothing: the VM's node fetches and
+    verifies the image; the source is still checked against the policy."""
+
+    def test_images_are_checked_not_downloaded(self, pod_operator, api, namespace, tmp_path):
+        cloud = Cloud(api, namespace, tmp_path)
+        status = ended(cloud, "tiny")
+        assert status["phase"] == "active"
+        assert status["message"] == "source allowed; fetched and verified on the compute node"
+        assert "sizeBytes" not in status
+        base = pod_operator.state_dir / "_base"
+        assert not base.exists() or not list(base.iterdir())
+        cloud.custom.create_namespaced_custom_object(
+            GROUP, VERSION, cloud.ns, "images", image_body("shadow", "/etc/shadow", "0" * 64)
+        )
+        shadow = ended(cloud, "shadow")
+        assert shadow["phase"] == "killed"
+        assert shadow["message"].startswith(
+            "image source /etc/shadow refused by image import policy: host paths must resolve"
+        )
