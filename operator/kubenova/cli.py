@@ -1,5 +1,7 @@
-"""The `kubenova` command (also `kubectl nova`, as a kubectl plugin): instance actions and
-views as the kubeconfig's user (kubenova/cmd/), the operator, a local control plane, CRDs."""
+"""The `kubenova` command (also `kubectl nova`, as a kubectl plugin): act on instances as the
+kubeconfig's user, run the operator or a local control plane, generate the CRDs.
+
+The instance commands live in kubenova/cmd/, one module per group."""
 
 from __future__ import annotations
 
@@ -148,7 +150,7 @@ def _prog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from kubenova.cmd import actions, instances, schedule
 
-    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__)
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     actions.add_parsers(sub)
