@@ -11,7 +11,9 @@ CLI is another process, so the operator serves it, and guards it the way the kub
   with `--console-client-ca`), or a bearer token the apiserver vouches for (TokenReview);
 - authorization: the apiserver is asked whether that user may `get` the subresource
   `instances/console` of that instance (SubjectAccessReview), so RBAC decides, per namespace;
-- bound to 127.0.0.1 by default (`--console-listen`).
+- bound to 127.0.0.1 by default (`--console-listen`);
+- a namespace or name that is not a Kubernetes name (slashes, dots, `%`) is refused (400)
+  before anything is looked up, so what is authorized is exactly what is read.
 
 The reply is the console text from `offset` (characters) on, with `X-Console-Length` (where
 the next poll starts: `kubenova console --follow`).
@@ -20,6 +22,7 @@ the next poll starts: `kubenova console --follow`).
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,10 +31,12 @@ from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio import client
+from pydantic import TypeAdapter, ValidationError
 
 from kubenova import GROUP
 from kubenova.conductor.context import Conductor
 from kubenova.kube.client import ApiException
+from kubenova.models.base import ObjectName
 from kubenova.pki import ensure_certificates
 from kubenova.virt.driver import DriverError, InstanceNotFound
 
@@ -41,6 +46,21 @@ log = logging.getLogger("kubenova.console")
 AUTH_CONFIGMAP = ("kube-system", "extension-apiserver-authentication")
 SUBRESOURCE = "console"
 LENGTH_HEADER = "X-Console-Length"
+#: a namespace's name is a DNS-1123 label
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_OBJECT_NAME = TypeAdapter(ObjectName)
+
+
+def valid_target(namespace: str, name: str) -> bool:
+    """Whether the request names an instance at all: a name with a slash, dots or `%` would
+    be authorized as one thing and then read as another."""
+    if not NAMESPACE.match(namespace):
+        return False
+    try:
+        _OBJECT_NAME.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,8 @@ class ConsoleServer:
         user = await self.authenticate(request)
         if user is None:
             return _text(401, "Unauthorized: present a client certificate or a bearer token")
+        if not valid_target(namespace, name):
+            return _text(400, "not an instance: the namespace and name must be Kubernetes names")
         allowed, reason = await self.authorize(user, namespace, name)
         if not allowed:
             return _text(
