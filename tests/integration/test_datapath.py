@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.network.datapath import Datapath, NetworkConfig, PortBinding, probe
+from kubenova.network.datapath import Datapath, DatapathError, NetworkConfig, PortBinding, probe
 from kubenova.network.datapath.names import NETNS_DIR, bridge_name
 from kubenova.tools import find_tool
 
@@ -293,3 +293,38 @@ def test_probe_passes_here_and_builds_a_throwaway_namespace():
     result = run(probe())
     assert result.ok, result.message()
     assert netns_list() == before
+
+
+def test_one_qemu_with_nics_on_two_networks_gets_its_taps_as_fds(datapath, state_dir):
+    run(datapath.ensure_network(NET_A, [A1]))
+    run(datapath.ensure_network(NET_B, [B1]))
+    plugs = [run(datapath.plug(NET_A, A1, "host-1")), run(datapath.plug(NET_B, B1, "host-1"))]
+    fds = [run(plug.open_fd()) for plug in plugs]
+    pidfile = state_dir / "qemu.pid"
+    argv = [find_tool("qemu-system-x86_64"), "-S", "-nodefaults", "-display", "none",
+            "-machine", "q35", "-accel", "tcg", "-daemonize", "-pidfile", str(pidfile)]  # fmt: skip
+    for index, (plug, fd) in enumerate(zip(plugs, fds, strict=True)):
+        argv += ["-netdev", plug.netdev_fd(f"net{index}", fd)]
+        argv += ["-device", f"virtio-net-pci,netdev=net{index},mac={plug.mac},romfile="]
+    try:
+        subprocess.run(argv, pass_fds=fds, check=True, timeout=30, capture_output=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    pid = int(pidfile.read_text())
+    try:
+        assert run(datapath.wait_up(NET_A.uid, A1, within=30)).up
+        assert run(datapath.wait_up(NET_B.uid, B1, within=30)).up
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_opening_a_missing_tap_says_so(datapath):
+    run(datapath.ensure_network(NET_A, []))
+    plug = run(datapath.plug(NET_A, A1, "host-1"))
+    run(datapath.unplug(NET_A.uid, A1.uid))
+    assert run(datapath.plug_state(NET_A.uid, A1)) is None
+    with pytest.raises(DatapathError, match=f"cannot open tap {plug.tap}"):
+        run(plug.open_fd())
+    assert run(datapath.inventory()).namespaces[0].taps == ()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from kubenova.network.datapath import dnsmasq, names, proc
+from kubenova.network.datapath import dnsmasq, names, proc, tapfd
 from kubenova.network.datapath.config import (
     DatapathError,
     DnsmasqFiles,
@@ -81,6 +81,15 @@ class TapPlug:
         """qemu's -netdev value: the tap by name, no helper scripts (qemu must run inside
         `netns`, see Datapath.exec_prefix)."""
         return f"tap,id={netdev_id},ifname={self.tap},script=no,downscript=no"
+
+    def netdev_fd(self, netdev_id: str, fd: int) -> str:
+        """qemu's -netdev value for a tap opened with `open_fd` (qemu in any namespace)."""
+        return f"tap,id={netdev_id},fd={fd}"
+
+    async def open_fd(self) -> int:
+        """The tap opened from inside its namespace, for a qemu that runs elsewhere (an
+        instance with NICs on several Networks); see tapfd.py."""
+        return await tapfd.open_tap(self.netns_path, self.tap)
 
 
 @dataclass(frozen=True)
