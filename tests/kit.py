@@ -15,7 +15,6 @@ from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.admission.probe import webhook_answers  # noqa: F401  (the tests' import)
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
-from kubenova.image.policy import guest_image_dirs
 
 
 @dataclass
@@ -71,11 +70,12 @@ def all_instances(api: client.ApiClient) -> list[dict]:
 
 def image_dir_args(work: Path, image_dirs: Sequence[Path] | None = None) -> tuple[str, ...]:
     """The image import policy's allowed directories for a test operator working in `work`:
-    `image_dirs`, by default the guest directory `make setup` builds (and its resolved cache)
-    and pytest's base temp directory (work's parent), where the tests write image files."""
-    if image_dirs is None:
-        image_dirs = [*guest_image_dirs(), work.parent]
-    return tuple(f"--image-allowed-path-prefix={d}" for d in image_dirs)
+    only `image_dirs` if given, else the guest directory `make setup` builds (the operator's
+    default) and pytest's base temp directory (work's parent), where the tests write image
+    files."""
+    if image_dirs is not None:
+        return ("--no-image-guest-dir", *(f"--image-allowed-path-prefix={d}" for d in image_dirs))
+    return (f"--image-allowed-path-prefix={work.parent}",)
 
 
 @contextlib.contextmanager

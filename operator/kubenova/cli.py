@@ -81,6 +81,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             allowed_path_prefixes=args.image_allowed_path_prefix,
             allowed_networks=args.image_allowed_network,
             allowed_ports=args.image_allowed_port,
+            allow_guest_dir=args.image_guest_dir,
         )
         config = OperatorConfig(
             state_dir=Path(args.state_dir),
@@ -255,8 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-allowed-path-prefix",
         action="append",
         metavar="DIR",
-        help="a directory Image file sources may be under (repeatable; replaces the default, "
-        "the guest directory `make setup` builds)",
+        help="a directory Image file sources may be under (repeatable)",
+    )
+    op.add_argument(
+        "--image-guest-dir",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also allow the guest directory `make setup` builds, .bin/guest and its cache "
+        "(default: yes)",
     )
     op.add_argument(
         "--image-allowed-network",

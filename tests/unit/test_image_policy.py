@@ -39,7 +39,7 @@ def refusal(policy: ImageImportPolicy, source: str) -> ImportRefused:
 
 
 def test_paths_must_resolve_under_an_allowed_prefix(allowed: Path, tmp_path: Path) -> None:
-    policy = ImageImportPolicy(allowed_path_prefixes=[allowed])
+    policy = ImageImportPolicy(allowed_path_prefixes=[allowed], allow_guest_dir=False)
     policy.check_source(str(allowed / "disk.raw"))
     policy.check_source(str(allowed / "missing.raw"))  # existence is the importer's business
     (tmp_path / "outside").write_bytes(b"secret")
@@ -63,7 +63,9 @@ def test_paths_must_resolve_under_an_allowed_prefix(allowed: Path, tmp_path: Pat
 
 
 def test_no_prefixes_allows_no_paths() -> None:
-    err = refusal(ImageImportPolicy(allowed_path_prefixes=[]), "/srv/disk.raw")
+    err = refusal(
+        ImageImportPolicy(allowed_path_prefixes=[], allow_guest_dir=False), "/srv/disk.raw"
+    )
     assert "[none configured]" in str(err)
 
 
@@ -188,6 +190,7 @@ def redirector() -> Iterator[Redirector]:
 def loopback_policy(port: int) -> ImageImportPolicy:
     return ImageImportPolicy(
         allowed_path_prefixes=[],
+        allow_guest_dir=False,
         allowed_networks=[ipaddress.ip_network("127.0.0.1/32")],
         allowed_ports=[port],
     )
@@ -197,7 +200,9 @@ def test_fetch_checks_the_policy_even_when_cached(tmp_path: Path, allowed: Path)
     base = tmp_path / "_base"
     open_cache = ImageCache(base)
     asyncio.run(open_cache.fetch(str(allowed / "disk.raw"), SUM))
-    strict = ImageCache(base, policy=ImageImportPolicy(allowed_path_prefixes=[allowed]))
+    strict = ImageCache(
+        base, policy=ImageImportPolicy(allowed_path_prefixes=[allowed], allow_guest_dir=False)
+    )
     assert asyncio.run(strict.fetch(str(allowed / "disk.raw"), SUM)) == base / SUM
     # Same checksum, a forbidden source: refused, though the bytes are in the cache.
     with pytest.raises(ImportRefused):
@@ -207,7 +212,8 @@ def test_fetch_checks_the_policy_even_when_cached(tmp_path: Path, allowed: Path)
 def test_fetch_refuses_a_file_that_is_not_regular(tmp_path: Path, allowed: Path) -> None:
     os.mkfifo(allowed / "fifo")
     cache = ImageCache(
-        tmp_path / "_base", policy=ImageImportPolicy(allowed_path_prefixes=[allowed])
+        tmp_path / "_base",
+        policy=ImageImportPolicy(allowed_path_prefixes=[allowed], allow_guest_dir=False),
     )
     with pytest.raises(ImportRefused, match="regular files"):
         asyncio.run(cache.fetch(str(allowed / "fifo"), SUM))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -50,9 +50,13 @@ class ImageImportPolicy(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
-    allowed_path_prefixes: list[Path] = Field(default_factory=guest_image_dirs)
-    """Host directories file sources may be read from (after resolving symlinks and `..`).
-    Default: the guest directory `make setup` builds (.bin/guest and its resolved cache)."""
+    allowed_path_prefixes: list[Path] = Field(default_factory=list)
+    """Host directories file sources may be read from (after resolving symlinks and `..`)."""
+    allow_guest_dir: bool = True
+    """Also the directory `make setup` builds the guests in (.bin/guest of a source checkout)
+    and the cache directories its entries are symlinks to, read again at every check (a new
+    `make setup` may point them elsewhere). Nothing where there is no such directory (an
+    installed operator, a container)."""
     allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
     allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
         default_factory=lambda: [80, 443]
@@ -69,6 +73,14 @@ class ImageImportPolicy(BaseModel):
     public (private ones are refused already); wins over allowedNetworks."""
     max_redirects: int = Field(default=5, ge=0, le=20)
 
+    def path_prefixes(self) -> list[Path]:
+        """The directories host paths may resolve into, as of now."""
+        guest = guest_image_dirs() if self.allow_guest_dir else []
+        return [
+            *self.allowed_path_prefixes,
+            *(d for d in guest if d not in self.allowed_path_prefixes),
+        ]
+
     # -- sources -------------------------------------------------------------------------
     def check_source(self, source: str) -> None:
         """Raise ImportRefused unless `source` may be imported. Resolves host paths (a few
@@ -82,10 +94,11 @@ class ImageImportPolicy(BaseModel):
     def check_path(self, source: str, resolved: str | None = None) -> None:
         """`resolved`: where the source really is (an opened file's /proc/self/fd link)."""
         real = Path(resolved if resolved is not None else os.path.realpath(source))
-        for prefix in self.allowed_path_prefixes:
+        prefixes = self.path_prefixes()
+        for prefix in prefixes:
             if real.is_relative_to(os.path.realpath(prefix)):
                 return
-        allowed = ", ".join(str(p) for p in self.allowed_path_prefixes) or "none configured"
+        allowed = ", ".join(str(p) for p in prefixes) or "none configured"
         raise ImportRefused(
             source,
             "host paths must resolve (symlinks and .. followed) to a file under one of "
@@ -187,7 +200,7 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
-def load_policy(path: str | None = None, **overrides: list | None) -> ImageImportPolicy:
+def load_policy(path: str | None = None, **overrides: Any) -> ImageImportPolicy:
     """The policy from a YAML file of `imageImport` keys (or the defaults), with the keys given
     on the command line (snake_case, None: not given) replacing the file's."""
     import yaml
