@@ -137,6 +137,11 @@ def attacks(allowed: Path) -> list[Attack]:
             address_reason("address 127.0.0.2", "loopback"),
         ),
         Attack(
+            "a loopback address spelt in hex (a name to the URL check, resolved)",
+            "http://0x7f.0.0.2/img",
+            address_reason("host 0x7f.0.0.2 resolves to 127.0.0.2", "loopback"),
+        ),
+        Attack(
             "an IPv6 loopback URL", "http://[::1]/img", address_reason("address ::1", "loopback")
         ),
         Attack(
