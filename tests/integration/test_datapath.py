@@ -157,6 +157,10 @@ def test_dhcp_gives_each_port_its_address_name_and_dns(datapath, guests):
         "LEASE ip=10.77.0.10 mask=24 router=10.77.0.1 dns=10.77.0.1 hostname=web-1"
     )
     assert "ip=10.77.0.11 " in lease_line(two.dhcp(guests.script))
+    events, offset = run(datapath.dhcp_events(NET_A.uid))
+    assert next(e.kind for e in events if e.mac == A1.mac) == "DHCPDISCOVER"
+    assert ("DHCPACK", A2.ip) in {(e.kind, e.ip) for e in events if e.mac == A2.mac}
+    assert run(datapath.dhcp_events(NET_A.uid, offset)) == ([], offset)
     leases = {(lease.mac, lease.ip) for lease in run(datapath.leases(NET_A.uid))}
     assert leases == {(A1.mac, A1.ip), (A2.mac, A2.ip)}
     assert "10.77.0.10/24" in one.run("ip", "-4", "addr", "show", "dev", "eth0").stdout

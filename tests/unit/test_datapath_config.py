@@ -17,6 +17,7 @@ from kubenova.network.datapath.config import (
     render_addn_hosts,
     render_dhcp_hosts,
 )
+from kubenova.network.datapath.dhcplog import DhcpEvent, parse_dhcp_log
 
 NET = NetworkConfig(uid="u1", cidr="10.20.0.0/24", gateway="10.20.0.1", name="proj/net", mtu=1400)
 FILES = DnsmasqFiles(Path("/state/kubenova-x"))
@@ -143,3 +144,20 @@ def test_probe_reads_capeff(tmp_path):
     status.write_text("Name:\tx\nCapEff:\t0000000000001000\n")
     caps = preflight.effective_capabilities(status)
     assert caps >> preflight.CAP_NET_ADMIN & 1 and not caps >> preflight.CAP_SYS_ADMIN & 1
+
+
+def test_dhcp_log_events_by_mac():
+    text = (
+        "dnsmasq-dhcp[5610]: read /state/dhcp-hosts\n"
+        "dnsmasq-dhcp[5610]: 1404540244 DHCPDISCOVER(brq7) FA:16:3E:06:00:0A \n"
+        "dnsmasq-dhcp[5610]: 1404540244 DHCPOFFER(brq7) 10.6.0.10 fa:16:3e:06:00:0a \n"
+        "dnsmasq-dhcp[5610]: 1404540244 next server: 10.6.0.1\n"
+        "dnsmasq-dhcp[5610]: 1404540244 DHCPACK(brq7) 10.6.0.10 fa:16:3e:06:00:0a vm\n"
+        "dnsmasq-dhcp[5610]: 99 DHCPDISCOVER(brq7) fa:16:3e:06:00:0f no address available\n"
+    )
+    assert parse_dhcp_log(text) == [
+        DhcpEvent("DHCPDISCOVER", "brq7", "fa:16:3e:06:00:0a", None),
+        DhcpEvent("DHCPOFFER", "brq7", "fa:16:3e:06:00:0a", "10.6.0.10"),
+        DhcpEvent("DHCPACK", "brq7", "fa:16:3e:06:00:0a", "10.6.0.10"),
+        DhcpEvent("DHCPDISCOVER", "brq7", "fa:16:3e:06:00:0f", None),
+    ]

@@ -13,12 +13,14 @@ from kubenova.network.datapath.datapath import (
     TapInfo,
     TapPlug,
 )
+from kubenova.network.datapath.dhcplog import DhcpEvent
 from kubenova.network.datapath.preflight import DatapathUnavailable, Probe, probe
 
 __all__ = [
     "Datapath",
     "DatapathError",
     "DatapathUnavailable",
+    "DhcpEvent",
     "Inventory",
     "Lease",
     "NamespaceInventory",

@@ -41,6 +41,7 @@ from kubenova.network.datapath.config import (
     render_dhcp_hosts,
     render_network_json,
 )
+from kubenova.network.datapath.dhcplog import DhcpEvent, parse_dhcp_log
 from kubenova.network.datapath.fabric import Fabric, has_carrier
 from kubenova.network.datapath.ip import Ip
 from kubenova.tools import find_tool
@@ -233,6 +234,25 @@ class Datapath:
     def dhcp_log(self, network_uid: str) -> Path:
         """dnsmasq's log (--log-dhcp): DHCPDISCOVER/REQUEST/ACK lines with the client's MAC."""
         return self.files(self.netns(network_uid)).log
+
+    async def dhcp_events(self, network_uid: str, offset: int = 0) -> tuple[list[DhcpEvent], int]:
+        """The DHCP exchanges logged since byte `offset` of the log, and the offset to read
+        from next time (take it before the guest starts, to see only that boot's requests)."""
+        log_path = self.dhcp_log(network_uid)
+
+        def read() -> tuple[str, int]:
+            try:
+                with log_path.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                return "", offset
+            # Only whole lines: dnsmasq may be in the middle of writing the last one.
+            whole = data[: data.rfind(b"\n") + 1]
+            return whole.decode(errors="replace"), offset + len(whole)
+
+        text, end = await asyncio.to_thread(read)
+        return parse_dhcp_log(text), end
 
     # -- Ports --------------------------------------------------------------------------------
     async def plug(self, network: NetworkConfig, port: PortBinding, host: str) -> TapPlug:
