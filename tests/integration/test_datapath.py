@@ -332,3 +332,13 @@ def test_opening_a_missing_tap_says_so(datapath):
     with pytest.raises(DatapathError, match=f"cannot open tap {plug.tap}"):
         run(plug.open_fd())
     assert run(datapath.inventory()).namespaces[0].taps == ()
+
+
+def test_a_state_dir_dnsmasq_cannot_reach_is_refused_before_anything_is_built(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    dp = Datapath(private / "datapath", scope=secrets.token_hex(4))
+    with pytest.raises(DatapathError, match="not searchable by others"):
+        run(dp.ensure_network(NET_A, [A1]))
+    assert dp.netns(NET_A.uid) not in netns_list()
+    assert run(dp.inventory()).namespaces == ()

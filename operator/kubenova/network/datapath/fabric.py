@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kubenova.network.datapath.config import DatapathError
 from kubenova.network.datapath.ip import Ip, IpError
 from kubenova.network.datapath.names import NETNS_DIR
 
@@ -81,7 +82,8 @@ class Fabric:
             settings += ["mtu", str(mtu)]
         await self.ip.run("link", "set", "dev", tap, *settings, "up", netns=netns)
         link = await self.ip.link(netns, tap)
-        assert link is not None  # just set up
+        if link is None:  # deleted by someone else in between
+            raise DatapathError(f"tap {tap} in {netns} vanished while being set up")
         return link
 
     async def delete_link(self, netns: str, name: str) -> None:

@@ -43,10 +43,12 @@ class Ip:
         try:
             async with asyncio.timeout(TIME_LIMIT):
                 out, err = await proc.communicate()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+            if isinstance(exc, TimeoutError):
+                raise IpError(argv, None, f"no answer in {TIME_LIMIT:g}s") from None
             raise
         if proc.returncode != 0:
             raise IpError(argv, proc.returncode, err.decode(errors="replace").strip())
