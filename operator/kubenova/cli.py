@@ -98,6 +98,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             webhook_listen=args.webhook_listen,
             webhook_host=args.webhook_host,
             webhook_cert_dir=args.webhook_cert_dir,
+            webhook_client_ca=args.webhook_client_ca,
             shutdown_timeout=args.shutdown_timeout,
             sync_power_state_interval=args.sync_power_state_interval,
             console_listen=None if args.console_listen in ("", "off") else args.console_listen,
@@ -201,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-host", help="the name or IP the apiserver dials (default: the listen host)"
     )
     op.add_argument("--webhook-cert-dir", help="TLS files (default: <state-dir>/webhook)")
+    op.add_argument(
+        "--webhook-client-ca",
+        metavar="FILE",
+        help="answer only callers with a client certificate of this CA (the apiserver's, "
+        "from its AdmissionConfiguration); default: any caller",
+    )
     op.add_argument(
         "--shutdown-timeout",
         type=float,

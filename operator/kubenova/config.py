@@ -47,6 +47,11 @@ class OperatorConfig(BaseModel):
     """The name or IP the apiserver dials, put in the certificate; default the listen host."""
     webhook_cert_dir: Path | None = None
     """Where the webhook's CA and serving certificate live; default <state_dir>/webhook."""
+    webhook_client_ca: Path | None = None
+    """CA of the client certificate the apiserver presents to webhooks (its
+    AdmissionConfiguration kubeConfigFile): with it, a caller without such a certificate is
+    refused at the TLS handshake (the webhook's answers say what exists in any namespace).
+    None: any caller that reaches the port is answered."""
     # -- instance actions and the console (conductor/actions.py, console/server.py) ---------
     shutdown_timeout: float = Field(default=60.0, ge=0)
     """Seconds a stop gives the guest to power off through ACPI before forcing it (Nova's

@@ -5,7 +5,9 @@ printed.
 The webhook is on, as in a cluster the chart installs: what a cluster refuses at apply (a
 missing flavor or image, over quota, an in-use volume deleted) is refused here too. kopf serves
 it on a free loopback port with a certificate from its own CA, and registers the
-ValidatingWebhookConfiguration the dev apiserver (also on loopback) calls."""
+ValidatingWebhookConfiguration the dev apiserver (also on loopback) calls. It answers the
+apiserver only (the client certificate the dev cluster gives it for webhooks): its answers say
+what exists in any namespace, so no local user may ask it directly."""
 
 from __future__ import annotations
 
@@ -39,13 +41,18 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def admission_args(webhook_port: int | None = None) -> tuple[str, ...]:
-    """The operator's flags for the webhook on loopback, where the dev apiserver dials it."""
-    return ("--admission", f"--webhook-listen={LOOPBACK}:{webhook_port or free_port()}")
+def admission_args(cluster: DevCluster, webhook_port: int | None = None) -> tuple[str, ...]:
+    """The operator's flags for the webhook on loopback, where the dev apiserver dials it,
+    answering the apiserver only (the client certificate it presents to webhooks)."""
+    return (
+        "--admission",
+        f"--webhook-listen={LOOPBACK}:{webhook_port or free_port()}",
+        f"--webhook-client-ca={cluster.webhook_client_ca_file}",
+    )
 
 
 def embedded_operator(
-    kubeconfig: Path,
+    cluster: DevCluster,
     state: Path,
     hosts: int,
     metrics_port: int,
@@ -54,12 +61,12 @@ def embedded_operator(
     """The operator `kubenova run` starts: local hosts, the admission webhook on loopback,
     its files in `state`/operator and its log in `state`/operator.log."""
     return OperatorProcess(
-        kubeconfig,
+        cluster.kubeconfig,
         state / "operator",
         state / "operator.log",
         hosts=hosts,
         metrics_port=metrics_port,
-        extra_args=(*admission_args(), *extra_args),
+        extra_args=(*admission_args(cluster), *extra_args),
     )
 
 
@@ -173,7 +180,7 @@ def run(once: bool, hosts: int, timeout: float) -> int:
         install_crds(api, KINDS)
         say(f"control plane up at {cluster.server}")
         metrics_port = free_port()
-        operator = embedded_operator(cluster.kubeconfig, state, hosts, metrics_port)
+        operator = embedded_operator(cluster, state, hosts, metrics_port)
         start_admitting_operator(api, operator)
         say(
             f"operator started with the admission webhook (log {state / 'operator.log'}, "

@@ -48,7 +48,7 @@ def operator(cluster, api, crds, tmp_path_factory) -> Iterator[SecurityOperator]
     work = tmp_path_factory.mktemp("security-op")
     console_port = free_port()
     process = embedded_operator(
-        cluster.kubeconfig,
+        cluster,
         work,
         hosts=0,
         metrics_port=0,

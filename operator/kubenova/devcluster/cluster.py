@@ -83,6 +83,11 @@ class DevCluster:
         self.keep_state = keep_state
         # A week: the control plane is thrown away long before.
         self.ca = CertificateAuthority.create("kubenova-dev-ca", dt.timedelta(days=7))
+        # Its own CA: webhooks that trust it trust the apiserver only, not every user whose
+        # client certificate the cluster CA signed.
+        self.webhook_client_ca = CertificateAuthority.create(
+            "kubenova-dev-webhook-client-ca", dt.timedelta(days=7)
+        )
         self.api_port = 0
         self.etcd_port = 0
         self._etcd: ManagedProcess | None = None
@@ -103,6 +108,12 @@ class DevCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def webhook_client_ca_file(self) -> Path:
+        """The CA of the client certificate the apiserver presents to every admission webhook
+        (`kubenova operator --webhook-client-ca`)."""
+        return self.state_dir / "pki" / "webhook-client-ca.crt"
 
     @property
     def pids(self) -> list[int]:
@@ -188,6 +199,7 @@ class DevCluster:
             "kube-apiserver", [LOOPBACK, "localhost", "kubernetes.default.svc"]
         ).write(pki, "apiserver")
         sa_pub, sa_key = signing_key_pair().write(pki, "service-account")
+        admission_config = self._webhook_client_config(pki)
 
         def launch() -> ManagedProcess:
             self.api_port = free_port()
@@ -214,12 +226,61 @@ class DevCluster:
                     # taint TaintNodesByCondition puts on every new Node (the node lifecycle
                     # controller's job).
                     "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+                    f"--admission-control-config-file={admission_config}",
                     "--profiling=false",
                 ],
                 self.state_dir / "kube-apiserver.log",
             )
 
         self._apiserver = self._launch(launch, "{server}/readyz", timeout)
+
+    def _webhook_client_config(self, pki: Path) -> Path:
+        """The AdmissionConfiguration giving the apiserver a client certificate for every
+        admission webhook (kubeconfig user `*`, the default match), so a webhook can tell the
+        apiserver from anyone else who reaches it."""
+        self.webhook_client_ca_file.write_bytes(self.webhook_client_ca.cert_pem)
+        pair = self.webhook_client_ca.client("kube-apiserver-webhook-client")
+        kubeconfig = pki / "webhook-client.kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "users": [
+                        {
+                            "name": "*",
+                            "user": {
+                                "client-certificate-data": _b64(pair.cert_pem),
+                                "client-key-data": _b64(pair.key_pem),
+                            },
+                        }
+                    ],
+                }
+            )
+        )
+        kubeconfig.chmod(0o600)
+        webhook = {"kubeConfigFile": str(kubeconfig)}
+        config = pki / "admission-config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "AdmissionConfiguration",
+                    "plugins": [
+                        {
+                            "name": name,
+                            "configuration": {
+                                "apiVersion": "apiserver.config.k8s.io/v1",
+                                "kind": "WebhookAdmissionConfiguration",
+                                **webhook,
+                            },
+                        }
+                        for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+                    ],
+                }
+            )
+        )
+        return config
 
     # -- shared ------------------------------------------------------------------------------
     def _launch(self, make, health_url: str, timeout: float, tries: int = 3) -> ManagedProcess:

@@ -10,6 +10,7 @@ refusal.
 from __future__ import annotations
 
 import logging
+import ssl
 
 import kopf
 
@@ -39,6 +40,12 @@ async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     certs = await ensure_certificates(
         config.webhook_certs, host, addr, ca_name="kubenova-webhook-ca"
     )
+    # Only the apiserver, when its client CA is known: the answers tell what exists anywhere.
+    callers = (
+        {"verify_mode": ssl.CERT_REQUIRED, "verify_cafile": str(config.webhook_client_ca)}
+        if config.webhook_client_ca
+        else {}
+    )
     settings.admission.server = kopf.WebhookServer(
         addr=addr,
         port=port,
@@ -46,14 +53,18 @@ async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
         certfile=str(certs.cert),
         pkeyfile=str(certs.key),
         cafile=str(certs.ca),
+        **callers,
     )
     settings.admission.managed = WEBHOOK_CONFIGURATION
     log.info(
-        "admission webhook on %s:%s, dialled as %s (certificates in %s)",
+        "admission webhook on %s:%s, dialled as %s (certificates in %s; callers: %s)",
         addr,
         port,
         host,
         config.webhook_certs,
+        f"client certificates of {config.webhook_client_ca}"
+        if config.webhook_client_ca
+        else "anyone who reaches it",
     )
 
 
