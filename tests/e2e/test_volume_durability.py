@@ -8,6 +8,7 @@ disk, then the NoCloud seed, then the volumes)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -129,6 +130,10 @@ def test_data_survives_an_operator_restart_and_a_lost_disk_is_an_error(volumes):
     volumes.delete("instances", "writer")
     assert available(volumes, "data")
     before = disk.stat()
+    accel_cache = volumes.operator.state_dir / HOST / "accel.json"
+    probed = json.loads(accel_cache.read_text())
+    assert probed["accelerator"] in ("kvm", "tcg")
+    log_before = len(volumes.operator.log.read_text(errors="replace"))
 
     # the operator dies (SIGKILL) and comes back; another instance's guest reads the marker
     volumes.restart_operator(kill=True)
@@ -138,6 +143,8 @@ def test_data_survives_an_operator_restart_and_a_lost_disk_is_an_error(volumes):
     read = volumes.console_line("reader", "kubenova-test read")
     print(f"\nafter a SIGKILL and restart of the operator the guest read: {read}")
     assert read == f"kubenova-test read [{marker}]"
+    since_restart = volumes.operator.log.read_text(errors="replace")[log_before:]
+    assert f"cached in {accel_cache}" in since_restart, "the restarted operator probed again"
     assert disk.stat().st_ino == before.st_ino, "the disk was made again"
     volumes.delete("instances", "reader")
 
