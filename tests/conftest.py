@@ -17,13 +17,21 @@ from kubenova.devcluster import DevCluster
 from kubenova.kube.crds import install_crds
 from kubenova.models.v1alpha1 import KINDS
 from kubenova.tools import find_tool
+from tests import event_reasons
+from tests.event_reasons import (  # noqa: F401  (the check's hooks, registered with this conftest)
+    pytest_deselected,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 Kubectl = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[DevCluster]:
-    with DevCluster() as dev:
+    """The control plane, its Events' reasons recorded for the suite's check
+    (tests/event_reasons.py)."""
+    with DevCluster() as dev, event_reasons.CHECK.watching(dev.kubeconfig):
         yield dev
 
 

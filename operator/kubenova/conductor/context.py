@@ -27,7 +27,8 @@ from kubenova.virt.pod import PodDriver, PodOptions
 from kubenova.volume.attachments import Attachments
 from kubenova.volume.backend import VolumeBackend
 
-#: a Node label that makes the FakeDriver fail every spawn there (failure injection)
+#: a Node label that makes the FakeDriver fail there (failure injection): `spawn` every spawn,
+#: `power` every stop, start and reboot
 FAKE_FAIL_LABEL = "compute.kubenova.io/fake-fail"
 
 
@@ -45,7 +46,8 @@ DriverFactory = Callable[[str, Mapping[str, str]], ComputeDriver]
 
 
 def fake_driver(host: str, labels: Mapping[str, str]) -> ComputeDriver:
-    return FakeDriver(host, fail_spawn=labels.get(FAKE_FAIL_LABEL) == "spawn")
+    failing = labels.get(FAKE_FAIL_LABEL)
+    return FakeDriver(host, fail_spawn=failing == "spawn", fail_power=failing == "power")
 
 
 def cluster_driver_for(config: OperatorConfig, api: Any) -> DriverFactory | None:

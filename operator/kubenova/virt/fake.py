@@ -1,7 +1,8 @@
 """FakeDriver, after nova/virt/fake.py: "boots" instantly, for scale tests and benchmarks only.
 
-It keeps its VMs in memory. Failures are injected per host, so reschedules can be exercised
-without a hypervisor: a host name in `fail_spawn_on` makes every spawn there fail.
+It keeps its VMs in memory. Failures are injected per host, so reschedules and failed actions
+can be exercised without a hypervisor: `fail_spawn` makes every spawn there fail, `fail_power`
+every stop, start and reboot (the VM stays as it was).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.virt.driver import (
     ComputeDriver,
+    DriverError,
     InstanceInfo,
     InstanceNotFound,
     SpawnFailed,
@@ -19,9 +21,10 @@ from kubenova.virt.driver import (
 class FakeDriver(ComputeDriver):
     name = "fake"
 
-    def __init__(self, host: str, fail_spawn: bool = False) -> None:
+    def __init__(self, host: str, fail_spawn: bool = False, fail_power: bool = False) -> None:
         self.host = host
         self.fail_spawn = fail_spawn
+        self.fail_power = fail_power
         self.instances: dict[str, PowerState] = {}
 
     async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
@@ -37,10 +40,12 @@ class FakeDriver(ComputeDriver):
 
     async def power_off(self, instance_id: str, grace: float = 0) -> None:
         self._get(instance_id)
+        self._power_failure("power off")
         self.instances[instance_id] = PowerState.SHUTDOWN
 
     async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
         self._get(instance_id)
+        self._power_failure("power on")
         self.instances[instance_id] = PowerState.RUNNING
         return InstanceInfo(instance_id, PowerState.RUNNING, booted=True)
 
@@ -56,6 +61,10 @@ class FakeDriver(ComputeDriver):
 
     async def list_instances(self) -> list[str]:
         return sorted(self.instances)
+
+    def _power_failure(self, what: str) -> None:
+        if self.fail_power:
+            raise DriverError(f"injected {what} failure on {self.host}")
 
     def _get(self, instance_id: str) -> PowerState:
         try:
