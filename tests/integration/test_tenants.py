@@ -5,16 +5,22 @@ projects and Nova's policy): real client certificates, real authorization, no op
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client
 
 from kubenova import GROUP, VERSION
+from tests.tenants import (
+    MEMBER,
+    VIEWER,
+    bind,
+    group,
+    install_tenant_roles,
+    make_projects,
+    remove_projects,
+)
 
 pytestmark = pytest.mark.integration
-ROLES = Path(__file__).resolve().parents[2] / "examples" / "rbac" / "tenant-roles.yaml"
 API = f"{GROUP}/{VERSION}"
 
 
@@ -38,35 +44,15 @@ PORT = {"network": "private", "ipAddress": "10.0.0.5", "macAddress": "fa:16:3e:0
 @pytest.fixture
 def projects(api, kubectl, crds):
     """Two projects, each with a member (alice in A, bob in B) and a viewer of A (carol)."""
-    applied = kubectl("apply", "-f", str(ROLES))
-    assert applied.returncode == 0, applied.stderr
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    install_tenant_roles(kubectl)
     suffix = uuid.uuid4().hex[:6]
     a, b = f"proj-a-{suffix}", f"proj-b-{suffix}"
-    for ns in (a, b):
-        core.create_namespace({"metadata": {"name": ns}})
-    for ns, group, role in (
-        (a, "a-members", "kubenova-member"),
-        (b, "b-members", "kubenova-member"),
-        (a, "a-viewers", "kubenova-viewer"),
-    ):
-        rbac.create_namespaced_role_binding(
-            ns,
-            {
-                "metadata": {"name": group},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": role,
-                },
-                "subjects": [
-                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
-                ],
-            },
-        )
+    make_projects(api, a, b)
+    bind(api, a, "a-members", MEMBER, group("a-members"))
+    bind(api, b, "b-members", MEMBER, group("b-members"))
+    bind(api, a, "a-viewers", VIEWER, group("a-viewers"))
     yield a, b
-    for ns in (a, b):
-        core.delete_namespace(ns)
+    remove_projects(api, a, b)
 
 
 def forbidden(result) -> bool:
