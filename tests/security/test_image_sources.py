@@ -293,8 +293,7 @@ class TestRefusedAtApply:
         target = target.format(port=server.port)
         source = server.url(f"/to?{target}")
         name = f"redirect-{hashlib.sha256(target.encode()).hexdigest()[:8]}"
-        # The webhook sees an allowed URL. (A checksum not in the cache: a cached one would be
-        # served without fetching anything, so the redirect would never be followed.)
+        # The webhook sees an allowed URL; the importer follows it to the redirect.
         create(user, projects.a, image(name, source, hashlib.sha256(name.encode()).hexdigest()))
         status = ended(user, projects.a, name)
         ATTACKS.append(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from kubenova.image import ImageCache, ImageImportPolicy, ImportRefused
+from kubenova.image import ChecksumMismatch, ImageCache, ImageImportPolicy, ImportRefused
 from kubenova.image.http import PolicyResolver
 from kubenova.image.policy import guest_image_dirs, load_policy, non_public_kind
 
@@ -274,3 +274,24 @@ def test_a_name_resolving_to_loopback_is_refused_at_connect(
     with pytest.raises(ImportRefused, match=f"host {name} resolves to 127"):
         asyncio.run(cache.fetch(f"http://{name}:{redirector.port}/img", SUM))
     assert redirector.requests == []
+
+
+def test_a_cached_image_counts_only_for_sources_it_was_verified_from(
+    tmp_path: Path, allowed: Path
+) -> None:
+    """Knowing another image's sha256 is not enough to get its bytes: a new source naming a
+    cached checksum is read and verified itself."""
+    cache = ImageCache(
+        tmp_path / "_base",
+        policy=ImageImportPolicy(allowed_path_prefixes=[allowed], allow_guest_dir=False),
+    )
+    asyncio.run(cache.fetch(str(allowed / "disk.raw"), SUM))
+    (allowed / "other.raw").write_bytes(b"not those bytes")
+    with pytest.raises(ChecksumMismatch):
+        asyncio.run(cache.fetch(str(allowed / "other.raw"), SUM))
+    (allowed / "copy.raw").write_bytes(DATA)
+    assert asyncio.run(cache.fetch(str(allowed / "copy.raw"), SUM)) == tmp_path / "_base" / SUM
+    (allowed / "copy.raw").unlink()  # verified once: served from the cache from now on
+    assert asyncio.run(cache.fetch(str(allowed / "copy.raw"), SUM)) == tmp_path / "_base" / SUM
+    removed = cache.remove_unused(set())
+    assert sorted(r.path.name for r in removed) == sorted([SUM, f"{SUM}.lock", f"{SUM}.sources"])

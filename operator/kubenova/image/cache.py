@@ -48,7 +48,11 @@ class RemovedImage(NamedTuple):
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_ENTRY = re.compile(r"(?P<sum>[0-9a-f]{64})(?P<kind>\.lock|\.part-.+)?")
+_ENTRY = re.compile(
+    r"(?P<sum>[0-9a-f]{64})(?P<kind>\.lock|\.sources|\.part-.+|\.sources\.part-.+)?"
+)
+MAX_SOURCES = 64
+"""Sources remembered per cached image (the verified ones; the oldest forgotten first)."""
 
 
 class ImageCache:
@@ -95,25 +99,57 @@ class ImageCache:
         """Return the verified image, downloading it first unless it is already cached.
 
         The policy is checked first even when the image is cached: a forbidden source must
-        not become usable because someone else's allowed one had the same checksum.
+        not become usable because someone else's allowed one had the same checksum. With a
+        policy, a cached image counts only for the sources it was verified from: another
+        source naming the same checksum is read and verified itself, so nobody gets bytes
+        (another tenant's image) by knowing only their sha256.
         Concurrent callers for one checksum (in this process or another one sharing base_dir)
         download it once; the others wait and get the same path.
         """
         final = self._image_path(checksum)
         await self.check(source)
-        if final.is_file():
+        if await self._cached_for(checksum, source):
             return final
         async with self._local_lock(checksum):
-            if final.is_file():
+            if await self._cached_for(checksum, source):
                 return final
             fd = await self._lock_file(checksum)
             try:
-                if final.is_file():  # another process fetched it while we waited
-                    return final
-                await self._download(source, checksum, final, progress)
+                # another process may have fetched it while we waited
+                if not await self._cached_for(checksum, source):
+                    await self._download(source, checksum, final, progress)
+                    if self.policy is not None:
+                        await asyncio.to_thread(self._remember_source, checksum, source)
             finally:
                 os.close(fd)
         return final
+
+    async def _cached_for(self, checksum: str, source: str) -> bool:
+        final = self._image_path(checksum)
+        if self.policy is None:
+            return final.is_file()
+        return await asyncio.to_thread(
+            lambda: final.is_file() and source in self._verified_sources(checksum)
+        )
+
+    def _verified_sources(self, checksum: str) -> list[str]:
+        try:
+            sources = json.loads(self._sources_path(checksum).read_text())
+        except (OSError, ValueError):
+            return []
+        return [s for s in sources if isinstance(s, str)] if isinstance(sources, list) else []
+
+    def _remember_source(self, checksum: str, source: str) -> None:
+        """Record (under the checksum's lock) that `source` yielded these bytes."""
+        sources = [s for s in self._verified_sources(checksum) if s != source]
+        sources = [*sources[-(MAX_SOURCES - 1) :], source]
+        path = self._sources_path(checksum)
+        tmp = path.with_name(f"{path.name}.part-{os.getpid()}")
+        tmp.write_text(json.dumps(sources))
+        os.replace(tmp, path)
+
+    def _sources_path(self, checksum: str) -> Path:
+        return self.base_dir / f"{checksum}.sources"
 
     async def virtual_size(self, path: Path, disk_format: str | None = None) -> int:
         """The guest-visible disk size in bytes, as `qemu-img info` reports it.
