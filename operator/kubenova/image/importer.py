@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from kubenova.image.cache import ImageCache
 from kubenova.image.errors import ImageError
-from kubenova.kube.client import Objects
+from kubenova.kube.client import ApiException, Objects
 from kubenova.timestamps import iso, now
 from kubenova.tools import ToolNotFound
 
@@ -30,6 +32,8 @@ log = logging.getLogger("kubenova.image")
 PLURAL = "images"
 PROGRESS_INTERVAL = 1.0
 """Seconds between bytesSaved updates while saving."""
+STATUS_WRITE_ERRORS = (ApiException, aiohttp.ClientError)
+"""Failures of the Image's own status writes (the fetch wraps its own into ImageError)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,6 @@ class ImageImporter:
             return None  # an active image's cache entry is fetched again when a build needs it
         ref = (meta["namespace"], meta["name"])
         await self._write(ref, phase="queued", bytesSaved=None, message=None)
-        saved = _Counter()
-        reporter: asyncio.Task | None = None
         try:
             await self.cache.check(spec["source"])
             if not self.download:
@@ -74,21 +76,14 @@ class ImageImporter:
                 await self._write(ref, phase="active", message=message)
                 return Outcome("active", message)
             await self._write(ref, phase="saving", bytesSaved=0)
-            reporter = asyncio.create_task(self._report(ref, saved), name=f"image-{ref[1]}")
-            path = await self.cache.fetch(spec["source"], spec["checksum"], progress=saved.set)
-            # The declared format, never probed: a raw image could pose as qcow2.
-            virtual = await self.cache.virtual_size(path, spec.get("diskFormat", "qcow2"))
-            size = path.stat().st_size
+            size, virtual = await self._save(ref, spec)
+        except STATUS_WRITE_ERRORS:
+            raise  # our own status could not be written: kopf retries the handler
         except (ImageError, ToolNotFound, OSError) as err:
             return await self._kill(ref, str(err))
         except Exception as err:  # a bug: still an end, not a retry loop
             log.exception("image %s/%s: unexpected import failure", *ref)
             return await self._kill(ref, f"unexpected import failure: {err!r}")
-        finally:
-            if reporter is not None:
-                reporter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reporter
         await self._write(
             ref,
             phase="active",
@@ -98,6 +93,22 @@ class ImageImporter:
             message=None,
         )
         return Outcome("active", f"verified sha256, {size} bytes")
+
+    async def _save(self, ref: tuple[str, str], spec: Mapping[str, Any]) -> tuple[int, int]:
+        """Fetch and verify, reporting bytesSaved meanwhile; (size, virtual size). The
+        reporter is stopped before this returns or raises, so no progress write can land
+        after the final status."""
+        saved = _Counter()
+        reporter = asyncio.create_task(self._report(ref, saved), name=f"image-{ref[1]}")
+        try:
+            path = await self.cache.fetch(spec["source"], spec["checksum"], progress=saved.set)
+            # The declared format, never probed: a raw image could pose as qcow2.
+            virtual = await self.cache.virtual_size(path, spec.get("diskFormat", "qcow2"))
+            return path.stat().st_size, virtual
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
 
     async def _kill(self, ref: tuple[str, str], message: str) -> Outcome:
         log.warning("image %s/%s killed: %s", *ref, message)
