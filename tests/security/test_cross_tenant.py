@@ -275,3 +275,22 @@ def test_scheduler_hints_do_not_reach_into_b(victim, projects: Projects, api, tm
     status = cloud.settled("probe")
     assert (status["vmState"], status.get("host")) == ("ACTIVE", host), status.get("fault")
     cloud.delete("probe")
+
+
+def test_events_are_read_in_the_own_project_only(victim, projects: Projects):
+    """`kubenova events`: members and viewers read their project's events (B's bob sees what
+    the operator reported about vm-b), no one else's."""
+    seen = client.CoreV1Api(projects.bob.api).list_namespaced_event(projects.b)
+    assert any(e.involved_object.name == "vm-b" for e in seen.items)
+    for user in (*projects.attackers, projects.carol):
+        core = client.CoreV1Api(user.api)
+        assert core.list_namespaced_event(projects.a).items is not None
+        status, message = refusal(
+            f"{user.name} (of A): list events in B",
+            lambda c=core: c.list_namespaced_event(projects.b),
+        )
+        assert (status, message) == (
+            403,
+            f'events is forbidden: User "{user.name}" cannot list resource "events" in API '
+            f'group "" in the namespace "{projects.b}"',
+        )
