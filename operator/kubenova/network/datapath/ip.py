@@ -7,13 +7,12 @@ the operator's own threads, and it adds no dependency.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
 
 from kubenova.network.datapath.config import DatapathError
+from kubenova.procs import communicate
 
 log = logging.getLogger("kubenova.network.datapath")
 TIME_LIMIT = 30.0
@@ -34,25 +33,13 @@ class Ip:
     async def run(self, *args: str, netns: str | None = None) -> str:
         argv = [self.binary, *(("-n", netns) if netns else ()), *args]
         log.debug("%s", " ".join(argv))
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            async with asyncio.timeout(TIME_LIMIT):
-                out, err = await proc.communicate()
-        except BaseException as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            if isinstance(exc, TimeoutError):
-                raise IpError(argv, None, f"no answer in {TIME_LIMIT:g}s") from None
-            raise
-        if proc.returncode != 0:
-            raise IpError(argv, proc.returncode, err.decode(errors="replace").strip())
-        return out.decode(errors="replace")
+            code, out, err = await communicate(argv, TIME_LIMIT)
+        except TimeoutError:
+            raise IpError(argv, None, f"no answer in {TIME_LIMIT:g}s") from None
+        if code != 0:
+            raise IpError(argv, code, err.strip())
+        return out
 
     async def json(self, *args: str, netns: str | None = None) -> list[dict[str, Any]]:
         out = await self.run("-json", *args, netns=netns)

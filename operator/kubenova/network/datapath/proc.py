@@ -6,15 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kubenova.procs import cmdline
+
 _PROC = Path("/proc")
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return [arg.decode(errors="replace") for arg in raw.split(b"\0")[:-1]]
 
 
 def netns_inode(path: Path) -> int | None:

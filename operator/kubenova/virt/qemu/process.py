@@ -13,17 +13,10 @@ import os
 import signal
 from pathlib import Path
 
+from kubenova.procs import cmdline
 from kubenova.virt.driver import DriverError
 
 _PROC = Path("/proc")
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return [arg.decode(errors="replace") for arg in raw.split(b"\0")[:-1]]
 
 
 def _has(argv: list[str], flag: str, value: str) -> bool:
