@@ -17,6 +17,12 @@ echo "cloud-init cloud-init/datasources multiselect NoCloud, ConfigDrive, OpenSt
   chroot "$root" debconf-set-selections
 chroot "$root" dpkg-reconfigure -f noninteractive cloud-init
 
+# cloud-init's locale module sets Debian's default, en_US.UTF-8: generated here once, so the first
+# boot neither spends time on it nor fails for want of it.
+echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
+chroot "$root" locale-gen
+echo "LANG=en_US.UTF-8" >"$root/etc/default/locale"
+
 # Identity that must differ per instance is made on first boot: systemd writes the machine id
 # (mmdebstrap leaves /etc/machine-id empty), cloud-init makes the SSH host keys and the hostname.
 rm -f "$root"/etc/ssh/ssh_host_*_key "$root"/etc/ssh/ssh_host_*_key.pub
