@@ -14,16 +14,8 @@ source "$(dirname "$0")/lib.sh"
 PATH="$PATH:/usr/sbin:/sbin"
 NAME=debian-12-cloud
 
-missing=()
-for p in $CLOUD_IMAGE_HOST_PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "apt-get install ${missing[*]}"
-  sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck disable=SC2086  # word splitting of the package list is meant
+apt_install_missing $CLOUD_IMAGE_HOST_PACKAGES
 
 # shellcheck disable=SC2086  # word splitting of the package list is meant
 tool_versions=$(dpkg-query -W -f='${Package}=${Version}\n' $CLOUD_IMAGE_HOST_PACKAGES)
