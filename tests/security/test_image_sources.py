@@ -20,10 +20,8 @@ and 443.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from kubernetes import client
 from kubenova import GROUP, VERSION
 from kubenova.devcluster.cluster import free_port
 from tests.kit import remove_webhooks, running_operator, wait_for, webhook_answers
+from tests.redirecting_server import RedirectingServer, serving
 from tests.security.kit import ATTACKS, Projects, User, refusal
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -43,46 +42,10 @@ POLICY = "refused by image import policy"
 SHADOW = Path("/etc/shadow")
 
 
-class Server:
-    """127.0.0.1: /tiny.raw serves TINY; /to?<url> redirects (302) to <url>."""
-
-    def __init__(self) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                if self.path.startswith("/to?"):
-                    self.send_response(302)
-                    self.send_header("Location", self.path.removeprefix("/to?"))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(TINY)))
-                self.end_headers()
-                self.wfile.write(TINY)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.requests: list[str] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+def server() -> Iterator[RedirectingServer]:
+    with serving(TINY) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +166,7 @@ def ended(user: User, namespace: str, name: str) -> dict:
     return wait_for(done, 60, f"image {name} to be imported or killed")
 
 
-def operator_args(server: Server, *extra: str) -> tuple[str, ...]:
+def operator_args(server: RedirectingServer, *extra: str) -> tuple[str, ...]:
     return (
         "--driver=fake",
         "--image-allowed-network=127.0.0.1/32",

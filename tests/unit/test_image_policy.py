@@ -8,9 +8,7 @@ import hashlib
 import ipaddress
 import os
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from yarl import URL
 from kubenova.image import ChecksumMismatch, ImageCache, ImageImportPolicy, ImportRefused
 from kubenova.image.http import PolicyResolver
 from kubenova.image.policy import guest_image_dirs, load_policy, non_public_kind
+from tests.redirecting_server import RedirectingServer, serving
 
 DATA = b"a small image" * 1000
 SUM = hashlib.sha256(DATA).hexdigest()
@@ -145,46 +144,10 @@ def test_resolver_refuses_a_name_that_resolves_to_loopback() -> None:
 
 
 # -- the policed fetch -------------------------------------------------------------------------
-class Redirector:
-    """An HTTP server on 127.0.0.1: /img serves DATA, /to?<url> redirects to <url>."""
-
-    def __init__(self) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                if self.path.startswith("/to?"):
-                    self.send_response(302)
-                    self.send_header("Location", self.path.removeprefix("/to?"))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(DATA)))
-                self.end_headers()
-                self.wfile.write(DATA)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.requests: list[str] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture
-def redirector() -> Iterator[Redirector]:
-    srv = Redirector()
-    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    thread.join(5)
+def redirector() -> Iterator[RedirectingServer]:
+    with serving(DATA) as srv:
+        yield srv
 
 
 def loopback_policy(port: int) -> ImageImportPolicy:
@@ -219,7 +182,7 @@ def test_fetch_refuses_a_file_that_is_not_regular(tmp_path: Path, allowed: Path)
         asyncio.run(cache.fetch(str(allowed / "fifo"), SUM))
 
 
-def test_fetch_over_an_allowed_loopback_url(tmp_path: Path, redirector: Redirector) -> None:
+def test_fetch_over_an_allowed_loopback_url(tmp_path: Path, redirector: RedirectingServer) -> None:
     cache = ImageCache(tmp_path / "_base", policy=loopback_policy(redirector.port))
     seen: list[int] = []
     path = asyncio.run(cache.fetch(redirector.url("/img"), SUM, progress=seen.append))
@@ -227,7 +190,7 @@ def test_fetch_over_an_allowed_loopback_url(tmp_path: Path, redirector: Redirect
     assert seen and seen[-1] == len(DATA)
 
 
-def test_an_allowed_redirect_is_followed(tmp_path: Path, redirector: Redirector) -> None:
+def test_an_allowed_redirect_is_followed(tmp_path: Path, redirector: RedirectingServer) -> None:
     cache = ImageCache(tmp_path / "_base", policy=loopback_policy(redirector.port))
     path = asyncio.run(cache.fetch(redirector.url(f"/to?{redirector.url('/img')}"), SUM))
     assert path.read_bytes() == DATA
@@ -243,7 +206,7 @@ def test_an_allowed_redirect_is_followed(tmp_path: Path, redirector: Redirector)
     ],
 )
 def test_a_redirect_to_a_forbidden_address_is_refused(
-    tmp_path: Path, redirector: Redirector, target: str
+    tmp_path: Path, redirector: RedirectingServer, target: str
 ) -> None:
     target = target.format(port=redirector.port)
     cache = ImageCache(tmp_path / "_base", policy=loopback_policy(redirector.port))
@@ -258,7 +221,7 @@ def test_a_redirect_to_a_forbidden_address_is_refused(
 
 
 def test_a_name_resolving_to_loopback_is_refused_at_connect(
-    tmp_path: Path, redirector: Redirector
+    tmp_path: Path, redirector: RedirectingServer
 ) -> None:
     """A name the URL check cannot judge (it is not localhost): its addresses are checked when
     the connection is made, and the loopback one refused though the port is allowed."""
