@@ -1,9 +1,14 @@
 """The hypervisor driver interface, after nova/virt/driver.py.
 
 Contracts (each implementation must keep them):
-- spawn() returns only once the *guest* has announced that it booted, not when the hypervisor
-  process started. If it fails or is cancelled it cleans up after itself: no process, disk or
-  seed file is left, and the error says why.
+- spawn(), power_on() and reboot() return once the hypervisor reports the VM *running* (Nova's
+  libvirt driver waits for the domain to run; KubeVirt's VMI is Running then): that is ACTIVE.
+  Whether the guest OS came up is a separate question, answered by wait_for_guest() (the
+  instance's `Ready` condition). If spawn fails or is cancelled it cleans up after itself: no
+  process, disk, seed file or tap is left, and the error says why.
+- wait_for_guest() waits for the first generic sign that the guest OS of the VM's *current*
+  boot is up (GuestSignal); each start records where that boot begins (console offset, DHCP log
+  offset) on the host, so an operator restarted meanwhile waits for the same boot.
 - spawn() is idempotent per instance id: if a VM for the id is already running it is adopted
   (waited for) rather than started twice. This is what makes an operator restart safe.
 - destroy() succeeds when the instance is already gone, and removes every file of it.
@@ -17,6 +22,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from kubenova.models.v1alpha1.states import PowerState
@@ -31,14 +38,63 @@ class InstanceNotFound(DriverError):
 
 
 class SpawnFailed(DriverError):
-    """The guest did not boot. The build may be retried on another host (reschedule)."""
+    """The VM did not start. The build may be retried on another host (reschedule)."""
+
+
+class GuestBootTimeout(DriverError):
+    """No sign that the guest OS is up came in time; the VM keeps running (Nova keeps it
+    ACTIVE), only the instance's Ready condition says so."""
+
+
+class GuestSignal(StrEnum):
+    """The signs that a guest OS is up, first one wins (the condition's message names it)."""
+
+    DHCP = "DHCP"
+    """the guest's DHCP request for its Port's MAC, seen by the Network's dnsmasq"""
+    CLOUD_INIT = "CloudInit"
+    """cloud-init's "Cloud-init v. X finished at ..." line on the serial console"""
+    GUEST_AGENT = "GuestAgent"
+    """qemu-guest-agent answered guest-ping (images with hw_qemu_guest_agent=yes, as in Nova)"""
+    CONSOLE_REGEX = "ConsoleRegex"
+    """the Image property GUEST_BOOTED_REGEX_PROPERTY matched a console line"""
+    ANNOUNCEMENT = "Announcement"
+    """kubenova's own busybox test guest's `kubenova-guest booted ...` line"""
+    HYPERVISOR = "Hypervisor"
+    """the hypervisor's own readiness verdict (the pod's readiness probe, the VMI's Ready /
+    AgentConnected conditions, the fake driver)"""
+
+
+#: Image property: a regular expression; a serial console line matching it means "booted", for
+#: images with none of the other signals.
+GUEST_BOOTED_REGEX_PROPERTY = "kubenova_guest_booted_regex"
+#: Image property, as Nova's: "yes" adds the qemu-guest-agent channel and waits for its answer.
+QEMU_GUEST_AGENT_PROPERTY = "hw_qemu_guest_agent"
+
+
+@dataclass(frozen=True)
+class GuestBoot:
+    """The sign that came: which one, what exactly was seen, and when."""
+
+    signal: GuestSignal
+    detail: str
+    at: datetime
 
 
 @dataclass(frozen=True)
 class NetworkInterface:
+    """One NIC: the Port's MAC and address, and (for the embedded datapath) which Network and
+    Port it is, so the driver can plug a tap for it."""
+
     mac: str
     ip: str | None = None
-    network: str | None = None
+    network: str | None = None  # the Network's name
+    network_uid: str | None = None
+    port: str | None = None  # the Port's name
+    port_uid: str | None = None
+    cidr: str | None = None
+    gateway: str | None = None
+    dns_servers: tuple[str, ...] = ()
+    mtu: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +151,13 @@ class ComputeDriver(abc.ABC):
     power_operations_unsupported: str | None = None
 
     @abc.abstractmethod
-    async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
-        """Create the VM and wait for the guest's boot announcement (see module contracts)."""
+    async def spawn(self, request: SpawnRequest, timeout: float) -> InstanceInfo:
+        """Create (or adopt) the VM and return once it runs (see module contracts)."""
+
+    @abc.abstractmethod
+    async def wait_for_guest(self, instance_id: str, timeout: float) -> GuestBoot:
+        """The first sign that the guest OS of the current boot is up. GuestBootTimeout after
+        `timeout` seconds; DriverError if the VM stops or vanishes meanwhile."""
 
     @abc.abstractmethod
     async def destroy(self, instance_id: str) -> None:
@@ -107,12 +168,13 @@ class ComputeDriver(abc.ABC):
         """Stop the guest: ACPI first for `grace` seconds when > 0, then hard. Files stay."""
 
     @abc.abstractmethod
-    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
-        """Start a stopped VM from its existing disk and wait for the boot announcement."""
+    async def power_on(self, instance_id: str, timeout: float) -> InstanceInfo:
+        """Start a stopped VM from its existing disk; returns once it runs (a new boot)."""
 
     @abc.abstractmethod
-    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
-        """Soft (ACPI, guest cooperates) or hard (reset) reboot; waits for the next boot."""
+    async def reboot(self, instance_id: str, hard: bool, timeout: float) -> InstanceInfo:
+        """Soft (ACPI, guest cooperates) or hard (reset) reboot; returns once the VM runs
+        again (a new boot for wait_for_guest)."""
 
     @abc.abstractmethod
     async def get_info(self, instance_id: str) -> InstanceInfo:
