@@ -129,12 +129,27 @@ class SpawnRequest:
 
 
 @dataclass(frozen=True)
+class Vif:
+    """Where one Port is plugged (Nova's VIF): the conductor writes it to the Port's status,
+    and the Port is ACTIVE once `up` (Nova's network-vif-plugged)."""
+
+    port: str  # the Port's name
+    host: str
+    bridge: str
+    tap: str
+    up: bool
+    netns: str | None = None
+
+
+@dataclass(frozen=True)
 class InstanceInfo:
     instance_id: str
     power_state: PowerState
     pid: int | None = None
     booted: bool = False
     details: dict[str, str] = field(default_factory=dict)
+    vifs: tuple[Vif, ...] = ()
+    """the plugged NICs, from drivers with a datapath of their own (the embedded QEMU hosts)"""
 
 
 class ComputeDriver(abc.ABC):
@@ -151,13 +166,13 @@ class ComputeDriver(abc.ABC):
     power_operations_unsupported: str | None = None
 
     @abc.abstractmethod
-    async def spawn(self, request: SpawnRequest, timeout: float) -> InstanceInfo:
+    async def spawn(self, request: SpawnRequest, start_timeout: float) -> InstanceInfo:
         """Create (or adopt) the VM and return once it runs (see module contracts)."""
 
     @abc.abstractmethod
-    async def wait_for_guest(self, instance_id: str, timeout: float) -> GuestBoot:
+    async def wait_for_guest(self, instance_id: str, boot_timeout: float) -> GuestBoot:
         """The first sign that the guest OS of the current boot is up. GuestBootTimeout after
-        `timeout` seconds; DriverError if the VM stops or vanishes meanwhile."""
+        `boot_timeout` seconds; DriverError if the VM stops or vanishes meanwhile."""
 
     @abc.abstractmethod
     async def destroy(self, instance_id: str) -> None:
@@ -168,11 +183,11 @@ class ComputeDriver(abc.ABC):
         """Stop the guest: ACPI first for `grace` seconds when > 0, then hard. Files stay."""
 
     @abc.abstractmethod
-    async def power_on(self, instance_id: str, timeout: float) -> InstanceInfo:
+    async def power_on(self, instance_id: str, start_timeout: float) -> InstanceInfo:
         """Start a stopped VM from its existing disk; returns once it runs (a new boot)."""
 
     @abc.abstractmethod
-    async def reboot(self, instance_id: str, hard: bool, timeout: float) -> InstanceInfo:
+    async def reboot(self, instance_id: str, hard: bool, start_timeout: float) -> InstanceInfo:
         """Soft (ACPI, guest cooperates) or hard (reset) reboot; returns once the VM runs
         again (a new boot for wait_for_guest)."""
 
