@@ -92,6 +92,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             kubevirt_container_disk=args.kubevirt_container_disk,
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
+            start_timeout=args.start_timeout,
             boot_timeout=args.boot_timeout,
             scheduler=scheduler,
             admission=args.admission,
@@ -185,7 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="kopf's health endpoint for probes, e.g. http://0.0.0.0:8080/healthz",
     )
-    op.add_argument("--boot-timeout", type=float, default=300.0)
+    op.add_argument(
+        "--start-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a spawn, start or reboot waits for the VM to run",
+    )
+    op.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=300.0,
+        help="seconds condition Ready waits for a sign that the guest OS is up",
+    )
     op.add_argument("--driver", choices=("qemu", "fake", "pod", "kubevirt"), default="qemu")
     op.add_argument("--pod-image", default="kubenova-launcher:dev", help="pod driver's image")
     op.add_argument("--vm-namespace", help="pod/kubevirt: namespace of the VM objects")

@@ -35,7 +35,11 @@ class OperatorConfig(BaseModel):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     """0 disables the metrics endpoint."""
     metrics_host: str = "127.0.0.1"
+    start_timeout: float = Field(default=120.0, gt=0)
+    """Seconds a spawn, start or reboot waits for the hypervisor to run the VM."""
     boot_timeout: float = Field(default=300.0, gt=0)
+    """Seconds the Ready condition waits for a sign that the guest OS is up (the VM stays
+    ACTIVE when none comes, as in Nova)."""
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     admission: bool = False
     """Serve the validating admission webhook (references, quota, in-use volumes)."""

@@ -29,7 +29,8 @@ CREATE_TO_ACTIVE = Histogram(
 )
 CREATE_TO_GUEST_BOOTED = Histogram(
     "kubenova_instance_create_to_guest_booted_seconds",
-    "Seconds from an Instance's creation to the guest's own boot announcement.",
+    "Seconds from an Instance's creation to the first sign that its guest OS is up (condition "
+    "Ready: DHCP, cloud-init, guest agent, console; the build's boot only).",
     buckets=BUCKETS,
 )
 TASK_STATE_DURATION = Histogram(

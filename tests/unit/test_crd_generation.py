@@ -74,5 +74,7 @@ def test_instance_printer_columns():
     assert by_name["STATUS"]["jsonPath"] == ".status.printableStatus"  # Nova's API status
     assert by_name["READY"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     wide = [c["name"].upper() for c in columns if c.get("priority") == 1]
-    # HOST STATUS: DOWN while the host has stopped its heartbeat (Nova's host_status)
-    assert wide[:4] == ["VM STATE", "TASK", "POWER", "HOST STATUS"]
+    # HOST STATUS: DOWN while the host has stopped its heartbeat (Nova's host_status);
+    # BOOTED BY: the sign that the guest OS is up (DHCP, CloudInit, GuestAgent, ...)
+    assert wide[:5] == ["VM STATE", "TASK", "POWER", "HOST STATUS", "BOOTED BY"]
+    assert by_name["BOOTED BY"]["jsonPath"] == ".status.guestBootSignal"

@@ -1,16 +1,28 @@
-"""Conditions follow the build, so `kubectl wait --for=condition=Ready` means booted."""
+"""Conditions follow the build; Ready is True only once the guest OS is up, so
+`kubectl wait --for=condition=Ready` means the guest is up, not just the VM running."""
 
 import itertools
 
 from kubenova.conductor import states
-from kubenova.conductor.status import conditions_for
+from kubenova.conductor.status import conditions_for, guest_boot_kept
 
 
-def walk(*path):
+def walk(*path, guest_up=False):
     conditions: list[dict] = []
     for source, target in itertools.pairwise(path):
-        conditions = conditions_for(conditions, source, target, "m", "2026-01-01T00:00:00Z", 1)
+        conditions = conditions_for(
+            conditions, source, target, "m", "2026-01-01T00:00:00Z", 1, guest_up=guest_up
+        )
     return {c["type"]: c["status"] for c in conditions}
+
+
+def ready_of(*path, guest_up=False):
+    conditions: list[dict] = []
+    for source, target in itertools.pairwise(path):
+        conditions = conditions_for(
+            conditions, source, target, "m", "2026-01-01T00:00:00Z", 1, guest_up=guest_up
+        )
+    return next(c for c in conditions if c["type"] == "Ready")
 
 
 def test_ready_only_when_active():
@@ -25,9 +37,25 @@ def test_ready_only_when_active():
         "Scheduled": "True",
         "NetworkReady": "True",
         "BlockDevicesReady": "True",
-        "Ready": "True",
+        "Ready": "False",  # the VM runs; the guest watch sets Ready once the guest is up
         "Failed": "False",
     }
+    ready = ready_of(states.NEW, *states.BUILD_STEPS, states.ACTIVE)
+    assert ready["reason"] == "GuestBooting"
+
+
+def test_ready_stays_true_across_a_failed_stop():
+    """A stop that fails leaves the guest of the same boot up (guest_up: guestBootedAt kept)."""
+    ready = ready_of(states.ACTIVE, states.POWERING_OFF, states.ACTIVE, guest_up=True)
+    assert (ready["status"], ready["reason"]) == ("True", "GuestBooted")
+
+
+def test_which_moves_keep_the_guests_boot():
+    assert guest_boot_kept(states.ACTIVE, states.POWERING_OFF)
+    assert guest_boot_kept(states.POWERING_OFF, states.ACTIVE)
+    assert not guest_boot_kept(states.SPAWNING, states.ACTIVE)  # a new boot
+    assert not guest_boot_kept(states.ACTIVE, states.REBOOTING)
+    assert not guest_boot_kept(states.POWERING_OFF, states.STOPPED)
 
 
 def test_reschedule_resets_the_build_conditions():
@@ -82,5 +110,5 @@ def test_failed_uses_the_message_without_a_fault():
 def test_failed_turns_false_when_an_action_leaves_error():
     path = (states.NEW, states.SCHEDULING, states.ERROR, states.ERROR_REBOOTING_HARD)
     assert walk(*path)["Failed"] == "True"  # vmState is still ERROR while the reboot runs
-    assert walk(*path, states.ACTIVE) == {"Ready": "True", "Failed": "False"}
+    assert walk(*path, states.ACTIVE) == {"Ready": "False", "Failed": "False"}  # booting
     assert walk(*path, states.ERROR)["Failed"] == "True"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kubenova.conductor import conditions as conditions_module
 from kubenova.models.v1alpha1.instance import MAX_ACTIONS
 from kubenova.timestamps import iso, parse_time
 
@@ -86,29 +87,9 @@ def with_condition(
     generation: int | None = None,
 ) -> list[dict]:
     """The conditions with CONDITION set (its lastTransitionTime moves only when status does)."""
-    out = [dict(c) for c in conditions or ()]
-    stamp = iso(at)
-    for cond in out:
-        if cond.get("type") == CONDITION:
-            if cond.get("status") != status:
-                cond["lastTransitionTime"] = stamp
-            cond.update(status=status, reason=reason, message=message[:1000])
-            break
-    else:
-        out.append(
-            {
-                "type": CONDITION,
-                "status": status,
-                "reason": reason,
-                "message": message[:1000],
-                "lastTransitionTime": stamp,
-            }
-        )
-    if generation is not None:
-        for cond in out:
-            if cond["type"] == CONDITION:
-                cond["observedGeneration"] = generation
-    return out
+    return conditions_module.with_condition(
+        conditions, CONDITION, status, reason, message, iso(at), generation
+    )
 
 
 def changed_at(metadata: Mapping[str, Any], *path: str) -> datetime | None:

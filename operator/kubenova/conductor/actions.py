@@ -39,6 +39,7 @@ from typing import Any
 from kubenova import GROUP
 from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
+from kubenova.conductor.guest import GuestWatch
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
@@ -58,8 +59,9 @@ class Timing:
     shutdown_timeout: float = 60.0
     """Seconds a stop gives the guest to power off through ACPI before forcing it (Nova's
     `shutdown_timeout`)."""
-    boot_timeout: float = 300.0
-    """Seconds a start or reboot waits for the guest's boot announcement."""
+    start_timeout: float = 120.0
+    """Seconds a start or reboot waits for the VM to run (the guest watch then waits for the
+    guest OS: conductor/guest.py)."""
     sync_interval: float = 60.0
     """Seconds between power-state syncs of a resting ACTIVE instance (0: never)."""
 
@@ -113,10 +115,10 @@ class Start(Action):
     name, label, task = "start", "start", TaskState.POWERING_ON
     allowed_from = frozenset({VmState.STOPPED})
     event_started, event_done = Reason.STARTING, Reason.STARTED
-    done_message = "the guest booted on {host}"
+    done_message = "the VM runs on {host}"
 
     async def run(self, driver: ComputeDriver, instance_id: str, timing: Timing) -> None:
-        await driver.power_on(instance_id, timing.boot_timeout)
+        await driver.power_on(instance_id, timing.start_timeout)
 
     def after_failure(self, source_vm: VmState | None, running: bool | None) -> State:
         if running is None:
@@ -132,7 +134,7 @@ class Reboot(Action):
         self.hard = hard
         self.reboot_type = "HARD" if hard else "SOFT"
         self.label = "hard reboot" if hard else "soft reboot"
-        self.done_message = f"{self.label}: the guest booted again on {{host}}"
+        self.done_message = f"{self.label}: the VM runs again on {{host}}"
         self.task = TaskState.REBOOTING_HARD if hard else TaskState.REBOOTING
         # Nova: ALLOW_SOFT_REBOOT = [ACTIVE]; ALLOW_HARD_REBOOT adds STOPPED, ERROR (and PAUSED,
         # SUSPENDED, which kubenova has not).
@@ -141,7 +143,7 @@ class Reboot(Action):
         )
 
     async def run(self, driver: ComputeDriver, instance_id: str, timing: Timing) -> None:
-        await driver.reboot(instance_id, self.hard, timing.boot_timeout)
+        await driver.reboot(instance_id, self.hard, timing.start_timeout)
 
 
 STOP, START = Stop(), Start()
@@ -229,6 +231,7 @@ class Lifecycle:
         self.timing = timing
         self.obj: dict[str, Any] = dict(body)
         self._missing_logged = False
+        self.guest = GuestWatch(conductor, self.namespace, self.name, self.uid, driver_for, emit)
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -250,6 +253,12 @@ class Lifecycle:
     # -- the loop ------------------------------------------------------------------------------
     async def run(self) -> None:
         """Until cancelled (kopf cancels the daemon on deletion and on operator exit)."""
+        try:
+            await self._run()
+        finally:
+            await self.guest.cancel()
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         if not await self.refresh():
             return
@@ -260,6 +269,7 @@ class Lifecycle:
             self.wake.clear()  # before the read: an event arriving after it wakes the next wait
             if not await self.refresh():
                 return
+            self.guest.ensure(self.obj)  # condition Ready follows the guest (guest.py)
             try:
                 if await self.take_request():
                     continue
@@ -436,6 +446,7 @@ class Lifecycle:
         driver = self.driver_for(host) if host else None
         source_vm = state.vm
         fault = None
+        await self.guest.cancel()  # the action ends this boot's wait (a new boot may begin)
         try:
             if driver is None:
                 raise DriverError(f"host {host or '(none)'} is not served by this operator")

@@ -302,6 +302,9 @@ class Build:
         await self._move(states.SPAWNING, Reason.BLOCK_DEVICES_MAPPED, message)
 
     async def spawn(self) -> None:
+        """Boot the VM; ACTIVE once the hypervisor runs it (the guest watch, guest.py, then
+        waits for the guest OS: condition Ready). Each Port's status says where it is plugged,
+        ACTIVE once its tap is up (Nova's network-vif-plugged)."""
         host = self.status.get("host") or ""
         driver = self.driver_on(host)
         if driver is None:
@@ -309,24 +312,25 @@ class Build:
         await self.verify_holdings(host)
         request = await self.spawn_request(driver)
         try:
-            info = await driver.spawn(request, self.c.boot_timeout)
+            info = await driver.spawn(request, self.c.start_timeout)
         except DriverError as err:
             raise BuildError(f"spawn on {host} failed: {err}", 500, reschedule=True) from err
-        booted = now()
-        created = parse_time(self.obj["metadata"]["creationTimestamp"])
-        metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
+        running = now()
         self.c.failed_builds.pop(host, None)
+        vifs = {vif.port: vif for vif in info.vifs}
         for address in self.status.get("addresses") or []:
             port = port_name(address["network"], address["ip"])
-            await self.c.ports.set_phase(port, self.namespace, "ACTIVE", host)
-        message = f"guest booted on {host} ({info.details.get('accelerator', '?')})"
+            vif = vifs.get(port)
+            phase = "ACTIVE" if vif is None or vif.up else "BUILD"
+            await self.c.ports.set_phase(port, self.namespace, phase, host, vif)
+        message = f"the VM runs on {host} ({info.details.get('accelerator', '?')})"
         await self._move(
             states.ACTIVE,
             Reason.ACTIVE,
             message,
-            derive=actionlog.create_finished(actionlog.SUCCESS, message, booted),
+            derive=actionlog.create_finished(actionlog.SUCCESS, message, running),
             powerState=PowerState.RUNNING.value,
-            launchedAt=iso(booted),
+            launchedAt=iso(running),
             alternates=None,
         )
 
@@ -393,12 +397,37 @@ class Build:
             image_checksum=image["spec"]["checksum"],
             image_properties=dict(image["spec"].get("properties") or {}),
             metadata=await self.guest_metadata(),
-            interfaces=tuple(
-                NetworkInterface(mac=a["mac"], ip=a["ip"], network=a["network"])
-                for a in self.status.get("addresses") or []
-            ),
+            interfaces=await self.interfaces(),
             volumes=await self.attached_volume_paths(),
         )
+
+    async def interfaces(self) -> tuple[NetworkInterface, ...]:
+        """The NICs of the ports in status, with their Network and Port for the datapath."""
+        addresses = self.status.get("addresses") or []
+        if not addresses:
+            return ()
+        owner = Owner(self.namespace, self.name, self.uid)
+        ports = {p["metadata"]["name"]: p for p in await self.c.ports.of_instance(owner)}
+        nics = []
+        for address in addresses:
+            network = self.resolve_network(address["network"])
+            spec = network["spec"]
+            port = ports.get(port_name(address["network"], address["ip"]))
+            nics.append(
+                NetworkInterface(
+                    mac=address["mac"],
+                    ip=address["ip"],
+                    network=address["network"],
+                    network_uid=network["metadata"]["uid"],
+                    port=port["metadata"]["name"] if port else None,
+                    port_uid=port["metadata"]["uid"] if port else None,
+                    cidr=spec["cidr"],
+                    gateway=spec.get("gateway"),
+                    dns_servers=tuple(spec.get("dnsServers") or ()),
+                    mtu=spec.get("mtu"),
+                )
+            )
+        return tuple(nics)
 
     async def guest_metadata(self) -> GuestMetadata:
         """What the metadata service would serve: hostname, keys, user-data, network."""

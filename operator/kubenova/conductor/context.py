@@ -28,7 +28,7 @@ from kubenova.volume.attachments import Attachments
 from kubenova.volume.backend import VolumeBackend
 
 #: a Node label that makes the FakeDriver fail there (failure injection): `spawn` every spawn,
-#: `power` every stop, start and reboot
+#: `power` every stop, start and reboot, `guest` a guest that never shows it is up
 FAKE_FAIL_LABEL = "compute.kubenova.io/fake-fail"
 
 
@@ -47,7 +47,12 @@ DriverFactory = Callable[[str, Mapping[str, str]], ComputeDriver]
 
 def fake_driver(host: str, labels: Mapping[str, str]) -> ComputeDriver:
     failing = labels.get(FAKE_FAIL_LABEL)
-    return FakeDriver(host, fail_spawn=failing == "spawn", fail_power=failing == "power")
+    return FakeDriver(
+        host,
+        fail_spawn=failing == "spawn",
+        fail_power=failing == "power",
+        silent_guest=failing == "guest",
+    )
 
 
 def cluster_driver_for(config: OperatorConfig, api: Any) -> DriverFactory | None:
@@ -114,7 +119,10 @@ class Conductor:
     quotas: Quotas
     hosts: ComputeHosts = field(default_factory=ComputeHosts)
     scheduling: SchedulerConfig = field(default_factory=SchedulerConfig)
+    start_timeout: float = 120.0
+    """Seconds spawn, start and reboot wait for the VM to run (else the build fails)."""
     boot_timeout: float = 300.0
+    """Seconds the Ready condition waits for a sign that the guest OS is up."""
     failed_builds: Counter[str] = field(default_factory=Counter)
     """Recent build failures per host (BuildFailureWeigher); a success there resets it."""
     hosts_down: dict[str, str] = field(default_factory=dict)

@@ -14,8 +14,9 @@ Nova's model, followed here:
   it has its own deadline, and is marked once it rests.
 - When the host's heartbeat moves again, and for this operator's own hosts when it starts
   (nova-compute's `init_host`), each instance is reconciled with what the driver reports:
-  * a running VM is adopted: powerState RUNNING, the mark and its fault cleared, `HostUp` and
-    `Ready` True, event `HostReturned`;
+  * a running VM is adopted: powerState RUNNING, the mark and its fault cleared, `HostUp`
+    True, `Ready` True again if its guest had shown it is up (else the instance's guest watch
+    goes on waiting), event `HostReturned`;
   * an ACTIVE instance whose VM is not running, or gone: by default it is stopped (vmState
     STOPPED, powerState SHUTDOWN, a fault saying why), as Nova's power-state sync calls the stop
     API; a hard reboot (or spec.powerState Stopped, then Running) starts it again. With
@@ -46,9 +47,10 @@ from kubenova.compute.liveness import HeartbeatTracker
 from kubenova.compute.registration import LEASE_NAMESPACE
 from kubenova.conductor import states
 from kubenova.conductor.build import Build, BuildError, Caches
+from kubenova.conductor.conditions import set_condition
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State, UnexpectedState
-from kubenova.conductor.status import _set_condition as set_condition
+from kubenova.conductor.status import GUEST_BOOTED, GUEST_BOOTING, READY
 from kubenova.kube import events
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
@@ -270,10 +272,12 @@ class HostMonitor:
         message: str,
         power: str | None,
         host_status: str | None = None,
+        new_boot: bool = False,
     ) -> None:
-        """Clear the mark (and the host's fault); `power`: the powerState to show."""
+        """Clear the mark (and the host's fault); `power`: the powerState to show. `new_boot`:
+        the VM was started again, so the guest watch waits for its guest afresh."""
         meta = inst["metadata"]
-        ready = state == states.ACTIVE and power == PowerState.RUNNING.value
+        running = state == states.ACTIVE and power == PowerState.RUNNING.value
 
         def derive(status: dict, patch: dict) -> None:
             patch["hostStatus"] = host_status
@@ -282,8 +286,13 @@ class HostMonitor:
             if is_host_fault(status.get("fault")):
                 patch["fault"] = None
             changes = [(HOST_UP_CONDITION, "True", "HostUp", message)]
-            if ready:
-                changes.append(("Ready", "True", "Active", message))
+            if running and new_boot:
+                patch.update(guestBootedAt=None, guestBootSignal=None)
+                changes.append((READY, "False", GUEST_BOOTING, message))
+            elif running and status.get("guestBootedAt"):
+                changes.append((READY, "True", GUEST_BOOTED, message))
+            elif running:
+                changes.append((READY, "False", GUEST_BOOTING, message))
             patch["conditions"] = conditions_with(status, changes, meta.get("generation"))
 
         await self.c.writer.update(meta["namespace"], meta["name"], state, derive)
@@ -322,12 +331,13 @@ class HostMonitor:
         unsupported = getattr(driver, "power_operations_unsupported", None)
         try:
             if present and not unsupported:
-                await driver.power_on(meta["uid"], self.c.boot_timeout)
+                await driver.power_on(meta["uid"], self.c.start_timeout)
                 how = "powered on from its disk"
             else:
                 if present:  # e.g. a pod that ended: its disk went with it
                     await driver.destroy(meta["uid"])
-                await driver.spawn(await self._spawn_request(inst, driver), self.c.boot_timeout)
+                request = await self._spawn_request(inst, driver)
+                await driver.spawn(request, self.c.start_timeout)
                 how = "spawned again (same ports and metadata, a fresh disk from the image)"
         except (DriverError, BuildError) as err:
             message = f"{why}; starting it again failed: {err}"
@@ -352,6 +362,7 @@ class HostMonitor:
             states.ACTIVE,
             f"{why}: started again (resume_guests_state_on_host_boot): {how}",
             PowerState.RUNNING.value,
+            new_boot=True,
         )
 
     async def _spawn_request(self, inst: dict, driver: ComputeDriver):

@@ -13,6 +13,7 @@ from typing import Any
 
 from kubenova import metrics
 from kubenova.conductor import states
+from kubenova.conductor.conditions import set_condition
 from kubenova.conductor.states import State, UnexpectedState
 from kubenova.kube.client import Objects
 from kubenova.models.v1alpha1.states import VmState
@@ -22,41 +23,27 @@ PLURAL = "instances"
 Derive = Callable[[dict[str, Any], dict[str, Any]], None]
 """Adds to a status patch from the status it is computed on: derive(status, patch)."""
 
-#: the condition a state's success sets True (Ready follows ACTIVE)
+#: the condition a state's success sets True (Ready follows the guest: see guest_boot_kept)
 _DONE_CONDITION = {
     states.SCHEDULING: "Scheduled",
     states.NETWORKING: "NetworkReady",
     states.BLOCK_DEVICE_MAPPING: "BlockDevicesReady",
 }
+READY = "Ready"
+#: Ready's reasons while ACTIVE: waiting for the guest OS, up, or no sign in time (guest.py)
+GUEST_BOOTING, GUEST_BOOTED, GUEST_BOOT_TIMEOUT = "GuestBooting", "GuestBooted", "GuestBootTimeout"
+#: the transitions into which the guest's current boot survives: an ACTIVE instance's stop
+#: begins (the VM still runs) and, if it fails, ends ACTIVE again. Every other transition
+#: starts or ends a boot (spawn, start, reboot, stop, ERROR), so guestBootedAt is cleared.
+_BOOT_SURVIVES = {
+    (states.ACTIVE, states.POWERING_OFF),
+    (states.POWERING_OFF, states.ACTIVE),
+}
 
 
-def _set_condition(
-    conditions: list[dict[str, Any]],
-    ctype: str,
-    status: str,
-    reason: str,
-    message: str,
-    at: str,
-    generation: int | None,
-) -> None:
-    for cond in conditions:
-        if cond["type"] == ctype:
-            if cond["status"] != status:
-                cond["lastTransitionTime"] = at
-            cond.update(status=status, reason=reason, message=message)
-            if generation is not None:
-                cond["observedGeneration"] = generation
-            return
-    entry = {
-        "type": ctype,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": at,
-    }
-    if generation is not None:
-        entry["observedGeneration"] = generation
-    conditions.append(entry)
+def guest_boot_kept(source: State, target: State) -> bool:
+    """Whether status.guestBootedAt (the guest of this boot is up) stays across the move."""
+    return (source, target) in _BOOT_SURVIVES
 
 
 def conditions_for(
@@ -67,25 +54,32 @@ def conditions_for(
     at: str,
     generation: int | None,
     fault: str | None = None,
+    guest_up: bool = False,
 ) -> list[dict[str, Any]]:
-    """The conditions after `source` -> `target`: the build steps', Ready (ACTIVE) and Failed
-    (ERROR, with the fault's message, else `message`), so `kubectl wait` returns on either."""
+    """The conditions after `source` -> `target`: the build steps', Ready and Failed (ERROR,
+    with the fault's message, else `message`), so `kubectl wait` returns on either.
+
+    Ready is True only while ACTIVE with the guest of the current boot up (`guest_up`); a
+    move into ACTIVE without it sets Ready False GuestBooting, which the guest watch
+    (conductor/guest.py) turns True once the guest shows it is up."""
     conditions = [dict(c) for c in current]
     if target == states.SCHEDULING and source != states.NEW:
         for ctype in _DONE_CONDITION.values():  # a reschedule starts the build over
-            _set_condition(conditions, ctype, "False", "Rescheduling", message, at, generation)
+            set_condition(conditions, ctype, "False", "Rescheduling", message, at, generation)
     if source in _DONE_CONDITION and target in (*states.BUILD_STEPS[1:], states.ACTIVE):
-        _set_condition(conditions, _DONE_CONDITION[source], "True", "Done", message, at, generation)
-    ready = target == states.ACTIVE
-    reason = "Active" if ready else str(target).replace("/", "_").replace("_none", "")
-    _set_condition(
-        conditions, "Ready", "True" if ready else "False", reason, message, at, generation
-    )
+        set_condition(conditions, _DONE_CONDITION[source], "True", "Done", message, at, generation)
+    if target == states.ACTIVE and guest_up:
+        ready = ("True", GUEST_BOOTED, message)
+    elif target == states.ACTIVE:
+        ready = ("False", GUEST_BOOTING, f"{message}; waiting for the guest OS to show it is up")
+    else:
+        ready = ("False", str(target).replace("/", "_").replace("_none", ""), message)
+    set_condition(conditions, READY, *ready, at, generation)
     if target.vm == VmState.ERROR:
         failed = ("True", "Error", fault or message)
     else:
         failed = ("False", "NoError", message)
-    _set_condition(conditions, "Failed", *failed, at, generation)
+    set_condition(conditions, "Failed", *failed, at, generation)
     return conditions
 
 
@@ -128,6 +122,7 @@ class StatusWriter:
             transitions.append(entry)
             generation = obj["metadata"].get("generation")
             fault = (fields or {}).get("fault") or {}
+            kept = guest_boot_kept(expected, target) and bool(status.get("guestBootedAt"))
             patch_status: dict[str, Any] = {
                 "vmState": target.vm.value,
                 "taskState": target.task.value if target.task else None,
@@ -141,8 +136,10 @@ class StatusWriter:
                     stamp,
                     generation,
                     fault=fault.get("message"),
+                    guest_up=kept,
                 ),
                 "observedGeneration": generation,
+                **({} if kept else {"guestBootedAt": None, "guestBootSignal": None}),
                 **(fields or {}),
             }
             if derive is not None:

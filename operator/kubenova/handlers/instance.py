@@ -37,7 +37,7 @@ async def build_instance(body, memo, stopped, **indexes):
     config = memo.config
     timing = Timing(
         shutdown_timeout=config.shutdown_timeout,
-        boot_timeout=conductor.boot_timeout,
+        start_timeout=conductor.start_timeout,
         sync_interval=config.sync_power_state_interval,
     )
     await Lifecycle(conductor, body, build.driver_on, build.emit, wake, timing).run()

@@ -83,6 +83,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
             cluster_driver=cluster_driver_for(config, api),
         ),
         scheduling=config.scheduler,
+        start_timeout=config.start_timeout,
         boot_timeout=config.boot_timeout,
     )
     capacity = HostCapacity.of_machine(state_dir, share=max(1, config.hosts))

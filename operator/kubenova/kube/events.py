@@ -49,6 +49,8 @@ class Reason(StrEnum):
     NETWORKED = "Networked"
     BLOCK_DEVICES_MAPPED = "BlockDevicesMapped"
     ACTIVE = "Active"
+    GUEST_BOOTED = "GuestBooted"
+    GUEST_BOOT_TIMEOUT = "GuestBootTimeout"
     RESCHEDULING = "Rescheduling"
     BUILD_FAILED = "BuildFailed"
     # Instance: actions (conductor/actions.py) and deletion (handlers/instance.py)
@@ -91,6 +93,7 @@ WARNINGS: frozenset[Reason] = frozenset(
     {
         Reason.RESCHEDULING,
         Reason.BUILD_FAILED,
+        Reason.GUEST_BOOT_TIMEOUT,
         Reason.ACTION_REFUSED,
         Reason.ACTION_FAILED,
         Reason.POWER_STATE_SYNC,

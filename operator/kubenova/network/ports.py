@@ -16,6 +16,7 @@ from typing import Any
 from kubenova import GROUP, VERSION
 from kubenova.kube.client import ApiException, Objects
 from kubenova.network.ipam import AddressError, Subnet, mac_address, port_name
+from kubenova.virt.driver import Vif
 
 PLURAL = "ports"
 INSTANCE_LABEL = f"{GROUP}/instance-uid"
@@ -147,11 +148,20 @@ class Ports:
                 return None
             raise
 
-    async def set_phase(self, port: str, namespace: str, phase: str, host: str | None) -> None:
+    async def set_phase(
+        self, port: str, namespace: str, phase: str, host: str | None, vif: Vif | None = None
+    ) -> None:
+        """The Port's status: its phase, its host and, once plugged, where (`vif`)."""
+        status: dict[str, Any] = {"phase": phase, "host": host}
+        if vif is not None:
+            status["binding"] = {
+                "host": vif.host,
+                "bridge": vif.bridge,
+                "tap": vif.tap,
+                "netns": vif.netns,
+            }
         try:
-            await self.objects.patch_status(
-                PLURAL, port, namespace, {"status": {"phase": phase, "host": host}}
-            )
+            await self.objects.patch_status(PLURAL, port, namespace, {"status": status})
         except ApiException as err:
             if err.status != 404:
                 raise

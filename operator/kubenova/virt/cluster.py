@@ -2,9 +2,11 @@
 the object's name and labels, and the lifecycle in ObjectDriver.
 
 - spawn() creates the object (or adopts the one already there: same name for the same instance
-  and host) and returns once the subclass's view() says the guest booted. An object that fails,
-  stops, is deleted or evicted, or does not boot within the boot timeout raises SpawnFailed, so
-  the conductor reschedules; the object is deleted first (also when spawn is cancelled).
+  and host) and returns once the subclass's view() says the VM runs (Pod or VMI phase Running).
+  An object that fails, stops, is deleted or evicted, or does not run within the start timeout
+  raises SpawnFailed, so the conductor reschedules; the object is deleted first (also when
+  spawn is cancelled). wait_for_guest() then waits for view()'s `booted`: the object's own
+  readiness.
 - destroy() deletes the object and waits until it is gone (the kubelet or KubeVirt stops the VM
   within the grace period); absent: nothing to do.
 - The drivers create, read and delete their objects (and read Nodes); they never write the
@@ -30,9 +32,13 @@ from typing import Any
 from kubenova import GROUP, VERSION
 from kubenova.kube.client import ApiException
 from kubenova.models.v1alpha1.states import PowerState
+from kubenova.timestamps import now
 from kubenova.virt.driver import (
     ComputeDriver,
     DriverError,
+    GuestBoot,
+    GuestBootTimeout,
+    GuestSignal,
     InstanceInfo,
     InstanceNotFound,
     SpawnFailed,
@@ -190,7 +196,8 @@ class ObjectView:
 class ObjectDriver(ComputeDriver):
     """A ComputeDriver whose VM on `host` is one namespaced object (see PodDriver and
     KubeVirtDriver): the object is created (or adopted) by spawn, polled until view() says
-    the guest booted, and deleted by destroy or a failed spawn. Never the Instance's status.
+    the VM runs (wait_for_guest: the guest booted), and deleted by destroy or a failed spawn.
+    Never the Instance's status.
 
     Subclasses provide the object's API (create, read, delete, list) and its reading (view).
     """
@@ -239,10 +246,10 @@ class ObjectDriver(ComputeDriver):
         return {self.kind: f"{meta['namespace']}/{meta['name']}", "node": self.host}
 
     # -- the ComputeDriver interface ---------------------------------------------------------
-    async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
-        """Create (or adopt) the object and wait until the guest booted; on failure or
-        cancellation the object is deleted (see the module docstring)."""
-        deadline = asyncio.get_running_loop().time() + boot_timeout
+    async def spawn(self, request: SpawnRequest, start_timeout: float) -> InstanceInfo:
+        """Create (or adopt) the object and wait until the VM runs; on failure or cancellation
+        the object is deleted (see the module docstring)."""
+        deadline = asyncio.get_running_loop().time() + start_timeout
         try:
             namespace, name = self.namespace_for(request), self.name_for(request)
         except ValueError as err:
@@ -250,7 +257,7 @@ class ObjectDriver(ComputeDriver):
         what = f"{self.kind} {namespace}/{name}"
         try:
             obj = await self._create_or_adopt(request, namespace, name)
-            return await self._wait_booted(namespace, name, obj["metadata"]["uid"], deadline)
+            return await self._wait_for(namespace, name, obj["metadata"]["uid"], deadline)
         except BaseException as err:
             why = "cancelled" if isinstance(err, asyncio.CancelledError) else f"failed: {err}"
             log.warning("spawn of %s on %s %s; deleting %s", request.name, self.host, why, what)
@@ -263,6 +270,16 @@ class ObjectDriver(ComputeDriver):
             if isinstance(err, DriverError) and not isinstance(err, SpawnFailed):
                 raise SpawnFailed(str(err)) from err
             raise
+
+    async def wait_for_guest(self, instance_id: str, boot_timeout: float) -> GuestBoot:
+        """The hypervisor's own verdict: the object's readiness (the launcher's readiness
+        probe follows the guest's signals; KubeVirt's Ready and AgentConnected)."""
+        deadline = asyncio.get_running_loop().time() + boot_timeout
+        obj = await self._object_of(instance_id)
+        meta = obj["metadata"]
+        await self._wait_for(meta["namespace"], meta["name"], meta["uid"], deadline, booted=True)
+        what = f"{self.kind} {meta['namespace']}/{meta['name']}"
+        return GuestBoot(GuestSignal.HYPERVISOR, f"{what} on {self.host} is ready", now())
 
     async def destroy(self, instance_id: str) -> None:
         for obj in await self.list_objects(instance_id):
@@ -299,30 +316,33 @@ class ObjectDriver(ComputeDriver):
         log.info("adopting %s of %s", what, request.name)
         return obj
 
-    async def _wait_booted(
-        self, namespace: str, name: str, uid: str, deadline: float
+    async def _wait_for(
+        self, namespace: str, name: str, uid: str, deadline: float, booted: bool = False
     ) -> InstanceInfo:
+        """Poll the object until its VM runs (booted: until the guest is up). Before that a
+        failed, stopped or vanished object raises SpawnFailed, a deadline GuestBootTimeout
+        when waiting for the guest, else SpawnFailed."""
         loop = asyncio.get_running_loop()
         what = f"{self.kind} {namespace}/{name}"
+        goal = "the guest booted" if booted else "the VM ran"
         while True:
             try:
                 obj = await self.read(namespace, name)
             except ApiException as err:
                 if err.status == 404:
-                    raise SpawnFailed(f"{what} was deleted before the guest booted") from None
+                    raise SpawnFailed(f"{what} was deleted before {goal}") from None
                 raise
             if obj["metadata"]["uid"] != uid:
                 raise SpawnFailed(f"{what} was replaced by another object")
             view = self.view(obj)
-            if view.booted:
-                log.info("%s: the guest booted on %s", what, self.host)
+            if view.booted or (not booted and view.power_state == PowerState.RUNNING):
+                log.info("%s: %s on %s", what, goal, self.host)
                 return self._info(_instance_of(obj), obj)
             if view.finished:
                 raise SpawnFailed(f"{what} on {self.host}: {view.reason}")
             if loop.time() >= deadline:
-                raise SpawnFailed(
-                    f"{what} on {self.host}: the guest did not boot in time ({view.reason})"
-                )
+                timeout = GuestBootTimeout if booted else SpawnFailed
+                raise timeout(f"{what} on {self.host}: not {goal} in time ({view.reason})")
             await asyncio.sleep(self.poll_interval)
 
     def _info(self, instance_id: str, obj: dict[str, Any]) -> InstanceInfo:

@@ -19,7 +19,7 @@ from kubenova.models.base import (
     cel,
     validations,
 )
-from kubenova.models.v1alpha1.states import PowerState, TaskState, VmState
+from kubenova.models.v1alpha1.states import GuestSignal, PowerState, TaskState, VmState
 
 
 class NetworkRequest(KubeModel):
@@ -178,7 +178,13 @@ class InstanceStatus(KubeModel):
     conditions: Conditions = Field(default_factory=list)
     phase_transition_timestamps: list[PhaseTransition] = Field(default_factory=list)
     launched_at: datetime | None = None
-    """When the guest reported that it booted."""
+    """When the VM first ran (Nova's launched_at: the build's end, vmState ACTIVE)."""
+    guest_booted_at: datetime | None = None
+    """When the guest OS of the current boot showed it is up (condition Ready True); cleared
+    by each start and reboot until the next sign comes."""
+    guest_boot_signal: GuestSignal | None = None
+    """Which sign that was: DHCP, CloudInit, GuestAgent, ConsoleRegex, Announcement (kubenova's
+    test guest) or Hypervisor (the pod's or VMI's readiness, the fake driver)."""
     observed_generation: int | None = None
     actions: list[InstanceAction] = Field(default_factory=list, max_length=MAX_ACTIONS)
     """The last actions, oldest first (`kubenova events NAME` prints them)."""
@@ -207,6 +213,7 @@ class Instance(Resource):
             PrinterColumn("Task", ".status.taskState", priority=1),
             PrinterColumn("Power", ".status.powerState", priority=1),
             PrinterColumn("Host Status", ".status.hostStatus", priority=1),  # see hostStatus
+            PrinterColumn("Booted By", ".status.guestBootSignal", priority=1),
             PrinterColumn("Flavor", ".spec.flavor", priority=1),
             PrinterColumn("Image", ".spec.image", priority=1),
         ),

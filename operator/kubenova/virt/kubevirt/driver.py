@@ -3,8 +3,9 @@
 One KubeVirtDriver serves one host, all sharing the operator's API client; manifest.py has the
 VMI's shape and the phase mapping, ObjectDriver (virt/cluster.py) the lifecycle:
 
-- booted = phase Running with the Ready and AgentConnected conditions True where KubeVirt
-  reports them; Failed, Succeeded or a deleted VMI before that raises SpawnFailed (→ reschedule).
+- running (ACTIVE) = phase Running; Failed, Succeeded or a deleted VMI before that raises
+  SpawnFailed (→ reschedule). The guest is up (wait_for_guest) once the Ready and
+  AgentConnected conditions are True where KubeVirt reports them.
 - destroy() deletes the VMI and waits for it to go (KubeVirt's own finalizer stops the VM); a
   VMI still there after grace + 30 s is left to KubeVirt, with a warning.
 - console_output() is the log of the virt-launcher pod's `guest-console-log` container (KubeVirt
@@ -122,10 +123,10 @@ class KubeVirtDriver(ObjectDriver):
     async def power_off(self, instance_id: str, grace: float = 0) -> None:
         raise DriverError(NOT_SUPPORTED.format(op="power off"))
 
-    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
+    async def power_on(self, instance_id: str, start_timeout: float) -> InstanceInfo:
         raise DriverError(NOT_SUPPORTED.format(op="power on"))
 
-    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
+    async def reboot(self, instance_id: str, hard: bool, start_timeout: float) -> InstanceInfo:
         raise DriverError(NOT_SUPPORTED.format(op="reboot"))
 
     async def console_output(self, instance_id: str) -> str:

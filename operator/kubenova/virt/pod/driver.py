@@ -4,8 +4,9 @@ One PodDriver serves one host (ComputeHosts makes one per compute Node, all shar
 operator's API client); the Pod is pinned there with `nodeName` (manifest.py has its shape).
 The lifecycle (create or adopt, wait, delete on failure) is ObjectDriver's (virt/cluster.py):
 
-- booted = the Pod is Running and Ready, i.e. the launcher saw the guest's boot announcement;
-  Failed, Succeeded, deleted or evicted before that raises SpawnFailed (→ reschedule).
+- running (ACTIVE) = the Pod is Running; Failed, Succeeded, deleted or evicted before that
+  raises SpawnFailed (→ reschedule). The guest is up (wait_for_guest) once the Pod is Ready:
+  the launcher's readiness file follows the guest's signals (console, guest agent).
 - destroy() deletes the Pod with its grace period (the launcher powers the guest off through
   ACPI, then stops qemu); a Pod that outlives grace + 30 s (a dead node) is force-deleted.
 - get_info() maps phase and readiness (manifest.view_pod); console_output() is the Pod's log:
@@ -114,10 +115,10 @@ class PodDriver(ObjectDriver):
     async def power_off(self, instance_id: str, grace: float = 0) -> None:
         raise DriverError(NOT_SUPPORTED.format(op="power off"))
 
-    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
+    async def power_on(self, instance_id: str, start_timeout: float) -> InstanceInfo:
         raise DriverError(NOT_SUPPORTED.format(op="power on"))
 
-    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
+    async def reboot(self, instance_id: str, hard: bool, start_timeout: float) -> InstanceInfo:
         raise DriverError(NOT_SUPPORTED.format(op="reboot"))
 
     async def console_output(self, instance_id: str) -> str:
