@@ -9,6 +9,9 @@ from kubenova.devcluster.cluster import free_port
 from tests.cloud import Cloud, remove_test_hosts
 from tests.kit import remove_webhooks, running_operator, wait_for, webhook_answers
 
+#: fake_operator's --boot-timeout (seconds)
+BOOT_TIMEOUT = 6
+
 
 @pytest.fixture(scope="module")
 def fake_operator(cluster, api, crds, tmp_path_factory):
@@ -21,7 +24,9 @@ def fake_operator(cluster, api, crds, tmp_path_factory):
         "  ServerGroupSoftAffinityWeigher: 10\n"
         "  ServerGroupSoftAntiAffinityWeigher: 10\n"
     )
-    args = ("--driver=fake", f"--scheduler-config={config}")
+    # A short boot timeout: the fake guests are up at once, except a silent one
+    # (compute.kubenova.io/fake-fail=guest), whose GuestBootTimeout a test waits for.
+    args = ("--driver=fake", f"--scheduler-config={config}", f"--boot-timeout={BOOT_TIMEOUT}")
     with running_operator(cluster, api, work, *args) as op:
         yield op
     remove_test_hosts(api)

@@ -106,6 +106,10 @@ def ready(status: str) -> dict:
     return {"type": "Ready", "status": status, "reason": "Test", "message": "set by the test"}
 
 
+def instance_ready(cloud, name: str) -> dict:
+    return next(c for c in cloud.get(name)["status"]["conditions"] if c["type"] == "Ready")
+
+
 def test_the_vmi_matches_the_instance_and_its_phases_drive_the_build(cloud, api):
     cloud.node("a")
     cloud.node("b")
@@ -136,12 +140,18 @@ def test_the_vmi_matches_the_instance_and_its_phases_drive_the_build(cloud, api)
         set_phase(cloud, vmi, phase)
         still_spawning(cloud, "vm")
     set_phase(cloud, vmi, "Running", nodeName=host, conditions=[ready("False")])
-    still_spawning(cloud, "vm")  # running, but KubeVirt does not call it Ready yet
-    set_phase(cloud, vmi, "Running", nodeName=host, conditions=[ready("True")])
+    # Running is ACTIVE (as Nova's libvirt driver and KubeVirt's VMI phase say); Ready waits
+    # for KubeVirt's own Ready condition.
     status = cloud.settled("vm")
     assert status["vmState"] == "ACTIVE", status.get("fault")
     assert (status["host"], status["powerState"]) == (host, "RUNNING")
     assert not status.get("attempts")
+    assert instance_ready(cloud, "vm")["reason"] == "GuestBooting"
+    set_phase(cloud, vmi, "Running", nodeName=host, conditions=[ready("True")])
+    wait_for(
+        lambda: instance_ready(cloud, "vm")["status"] == "True", 30, "the instance to be Ready"
+    )
+    assert cloud.get("vm")["status"]["guestBootSignal"] == "Hypervisor"
 
     cloud.delete("vm")
     wait_for(lambda: not vmis_of(cloud, uid), 60, "the VMI to be deleted")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kit import columns
+from kubenova.conductor.context import FAKE_FAIL_LABEL
+from tests.integration.conftest import BOOT_TIMEOUT
+from tests.integration.test_events import events_of
+from tests.kit import columns, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,5 +53,38 @@ def test_an_active_instance_is_ready_and_not_failed(cloud, kubectl):
     row = columns(table)
     assert (row["STATUS"], row["READY"], row["HOST"]) == ("ACTIVE", "True", host), table
     assert (row["VM STATE"], row["TASK"], row["POWER"]) == ("ACTIVE", "", "RUNNING"), table
+    assert row["BOOTED BY"] == "Hypervisor", table  # the fake driver's own verdict
     narrow = columns(kubectl("get", "instance", "vm", "-n", cloud.ns).stdout)
     assert list(narrow) == ["NAME", "STATUS", "READY", "HOST", "IP", "AGE"]
+    status = cloud.get("vm")["status"]
+    assert status["guestBootSignal"] == "Hypervisor"
+    assert status["guestBootedAt"] >= status["launchedAt"]  # ACTIVE first, then the guest
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "GuestBooted" and "the guest OS is up" in ready["message"]
+    reasons = [e.reason for e in events_of(cloud.api, cloud.ns, cloud.get("vm")["metadata"]["uid"])]
+    assert "GuestBooted" in reasons, reasons
+
+
+def test_a_silent_guest_stays_active_with_ready_false_after_the_boot_timeout(cloud, kubectl):
+    """Nova keeps an instance ACTIVE when its guest never comes up; Ready says why."""
+    cloud.node("quiet", **{FAKE_FAIL_LABEL: "guest"})
+    cloud.instance("mute")
+    waited = kubectl(
+        "wait", "--for=jsonpath={.status.vmState}=ACTIVE", "instance/mute", "-n", cloud.ns,
+        "--timeout=60s",
+    )  # fmt: skip
+    assert waited.returncode == 0, waited.stderr
+
+    def timed_out():
+        ready = next(c for c in cloud.get("mute")["status"]["conditions"] if c["type"] == "Ready")
+        return ready if ready["reason"] == "GuestBootTimeout" else None
+
+    ready = wait_for(timed_out, BOOT_TIMEOUT + 30, "Ready False GuestBootTimeout")
+    assert ready["status"] == "False"
+    assert f"within {BOOT_TIMEOUT}s" in ready["message"] and "stays ACTIVE" in ready["message"]
+    status = cloud.get("mute")["status"]
+    assert (status["vmState"], status["powerState"]) == ("ACTIVE", "RUNNING")
+    assert status.get("guestBootedAt") is None and status.get("guestBootSignal") is None
+    uid = cloud.get("mute")["metadata"]["uid"]
+    warnings = [(e.type, e.reason) for e in events_of(cloud.api, cloud.ns, uid)]
+    assert ("Warning", "GuestBootTimeout") in warnings, warnings
