@@ -1,5 +1,6 @@
-"""QemuProcessDriver against real QEMU: the busybox guest boots, is adopted, reboots, powers off
-and on, and every failure path (bad image, qemu refusing to start, cancellation) leaves nothing.
+"""QemuProcessDriver against real QEMU: the VM runs, its busybox guest shows it is up (each boot
+its own sign), it is adopted, reboots, powers off and on, and every failure path (bad image,
+qemu refusing to start, cancellation) leaves nothing.
 
 Uses the accelerator the probe picks (TCG on nested VMs where KVM hangs); each boot takes a few
 seconds there.
@@ -18,9 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from kubenova.models.v1alpha1.states import PowerState
+from kubenova.models.v1alpha1.states import GuestSignal, PowerState
 from kubenova.tools import find_tool
-from kubenova.virt.driver import DriverError, GuestMetadata, InstanceNotFound, SpawnRequest
+from kubenova.virt.driver import (
+    GUEST_BOOTED_REGEX_PROPERTY,
+    DriverError,
+    GuestBootTimeout,
+    GuestMetadata,
+    InstanceNotFound,
+    SpawnRequest,
+)
 from kubenova.virt.qemu.accel import probe_accelerator
 from kubenova.virt.qemu.driver import BOOT_ANNOUNCEMENT, QemuProcessDriver, parse_boot_line
 from tests.proc import processes_with, wait_gone
@@ -82,27 +90,31 @@ def boot_lines(console: str) -> int:
     return console.count("kubenova-guest booted ")
 
 
-def test_spawn_boots_the_guest_adopts_it_and_destroy_removes_it(driver, accelerator):
+def test_spawn_runs_the_vm_the_guest_shows_it_is_up_and_destroy_removes_it(driver, accelerator):
     request = spawn_request("web-1")
     instance_id = request.instance_id
 
     async def scenario() -> None:
         started = time.monotonic()
-        info = await driver.spawn(request, BOOT_TIMEOUT)
-        log.warning("guest booted in %.2fs under %s", time.monotonic() - started, accelerator)
-        assert info.power_state is PowerState.RUNNING and info.booted
+        info = await driver.spawn(request, BOOT_TIMEOUT)  # returns once qemu runs the VM
+        assert info.power_state is PowerState.RUNNING
         assert info.details["accelerator"] == accelerator
-        console = await driver.console_output(instance_id)
+        boot = await driver.wait_for_guest(instance_id, BOOT_TIMEOUT)
+        log.warning("guest up in %.2fs under %s", time.monotonic() - started, accelerator)
         line = BOOT_ANNOUNCEMENT.format(hostname="web-1", instance_id=instance_id)
-        assert line in console
+        assert (boot.signal, boot.detail) == (GuestSignal.ANNOUNCEMENT, line)
+        console = await driver.console_output(instance_id)
         assert parse_boot_line(console) == {"hostname": "web-1", "instance-id": instance_id}
         assert qemu_of(instance_id) == [info.pid]
 
         again = await driver.spawn(request, BOOT_TIMEOUT)  # adopted, not started twice
-        assert again.pid == info.pid and again.booted
+        assert again.pid == info.pid and again.power_state is PowerState.RUNNING
         assert qemu_of(instance_id) == [info.pid]
         assert await driver.list_instances() == [instance_id]
         assert (await driver.get_info(instance_id)).power_state is PowerState.RUNNING
+        # a restarted operator (a new driver on the same state dir) sees the same boot
+        restarted = QemuProcessDriver(driver.state_dir)
+        assert (await restarted.wait_for_guest(instance_id, 5)).detail == line
 
         await driver.destroy(instance_id)
         assert qemu_of(instance_id) == []
@@ -114,29 +126,60 @@ def test_spawn_boots_the_guest_adopts_it_and_destroy_removes_it(driver, accelera
     asyncio.run(scenario())
 
 
+def test_an_image_regex_is_a_sign_the_guest_is_up(driver):
+    """For images with no other sign: the Image property's regex on a console line (here the
+    line the test guest prints on reading its user-data, before its own announcement)."""
+    instance_id = str(uuid.uuid4())
+    request = spawn_request(
+        "regex",
+        instance_id=instance_id,
+        metadata=GuestMetadata(instance_id=instance_id, hostname="regex", user_data="hello\n"),
+        image_properties={GUEST_BOOTED_REGEX_PROPERTY: r"user-data bytes=\d+"},
+    )
+
+    async def scenario() -> None:
+        await driver.spawn(request, BOOT_TIMEOUT)
+        boot = await driver.wait_for_guest(instance_id, BOOT_TIMEOUT)
+        assert boot.signal == GuestSignal.CONSOLE_REGEX
+        assert "kubenova-guest user-data bytes=6" in boot.detail
+
+    asyncio.run(scenario())
+
+
 def test_power_off_on_and_reboots(driver):
     request = spawn_request("cycler")
     instance_id = request.instance_id
     driver.soft_reboot_timeout = 30
 
+    async def up() -> None:
+        """The guest of the current boot shows it is up (never an earlier boot's line)."""
+        boot = await driver.wait_for_guest(instance_id, BOOT_TIMEOUT)
+        assert boot.signal == GuestSignal.ANNOUNCEMENT
+
     async def scenario() -> None:
         first = await driver.spawn(request, BOOT_TIMEOUT)
+        await up()
 
         await driver.power_off(instance_id, grace=30)  # ACPI: the guest powers itself off
         assert "kubenova-guest powering off" in await driver.console_output(instance_id)
         assert (await driver.get_info(instance_id)).power_state is PowerState.SHUTDOWN
         assert qemu_of(instance_id) == []
+        with pytest.raises(DriverError):
+            await driver.wait_for_guest(instance_id, 5)  # not running: nothing to wait for
 
         on = await driver.power_on(instance_id, BOOT_TIMEOUT)
-        assert on.booted and on.pid != first.pid
+        assert on.pid != first.pid
+        await up()
         assert boot_lines(await driver.console_output(instance_id)) == 2
 
-        hard = await driver.reboot(instance_id, hard=True, boot_timeout=BOOT_TIMEOUT)
+        hard = await driver.reboot(instance_id, hard=True, start_timeout=BOOT_TIMEOUT)
         assert hard.pid == on.pid  # reset in place
+        await up()
         assert boot_lines(await driver.console_output(instance_id)) == 3
 
-        soft = await driver.reboot(instance_id, hard=False, boot_timeout=BOOT_TIMEOUT)
-        assert soft.booted and qemu_of(instance_id) == [soft.pid]
+        soft = await driver.reboot(instance_id, hard=False, start_timeout=BOOT_TIMEOUT)
+        assert qemu_of(instance_id) == [soft.pid]
+        await up()
         console = await driver.console_output(instance_id)
         assert boot_lines(console) == 4
         assert console.count("kubenova-guest powering off") == 2  # ACPI, not the forced stop
@@ -152,13 +195,12 @@ def test_cancelled_spawn_leaves_nothing(driver):
 
     async def scenario() -> None:
         task = asyncio.create_task(driver.spawn(request, BOOT_TIMEOUT))
-        for _ in range(200):  # up to 10 s for overlay, seed and qemu's start
+        for _ in range(2000):  # up to 10 s for overlay, seed and qemu's start
             if qemu_of(request.instance_id):
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.005)
         assert qemu_of(request.instance_id), "qemu never started"
-        await asyncio.sleep(1)  # mid-boot: the guest needs a few seconds
-        assert not task.done()
+        assert not task.done()  # qemu is still setting the VM up (it daemonizes after)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -184,12 +226,20 @@ def test_failed_spawn_says_why_and_leaves_nothing(driver, overrides, why):
     assert not (driver.instances_dir / request.instance_id).exists()
 
 
-def test_guest_that_never_announces_times_out_and_is_removed(driver, tmp_path):
-    # A blank disk: SeaBIOS finds nothing to boot, so no announcement ever comes.
+def test_a_guest_that_never_shows_it_is_up_times_out_and_keeps_running(driver, tmp_path):
+    # A blank disk: SeaBIOS finds nothing to boot, so no sign ever comes; the VM runs on
+    # (Nova keeps it ACTIVE), only wait_for_guest says so.
     blank = tmp_path / "blank.raw"
     blank.write_bytes(bytes(1 << 20))
     request = spawn_request("silent", image_path=blank, image_format="raw")
-    with pytest.raises(DriverError, match="did not announce"):
-        asyncio.run(driver.spawn(request, 3))
+
+    async def scenario() -> None:
+        info = await driver.spawn(request, BOOT_TIMEOUT)
+        with pytest.raises(GuestBootTimeout, match="watched the console"):
+            await driver.wait_for_guest(request.instance_id, 3)
+        assert qemu_of(request.instance_id) == [info.pid]
+        await driver.destroy(request.instance_id)
+
+    asyncio.run(scenario())
     assert qemu_of(request.instance_id) == []
     assert not (driver.instances_dir / request.instance_id).exists()

@@ -2,8 +2,10 @@
 
 Everything of an instance lives in `state_dir/instances/<instance id>/` (see paths.py). The qemu
 outlives the operator; a restarted operator finds it again by its pidfile, checked against the
-`-uuid` on its command line. "Booted" means the guest printed BOOT_ANNOUNCEMENT on its serial
-console after reading its NoCloud seed.
+`-uuid` on its command line. spawn, power_on and reboot return once qemu runs the VM; each start
+records where its boot begins (boot_record.py), from which wait_for_guest watches the serial
+console for a sign that the guest OS is up (guest_signals.py: cloud-init's final line, the
+Image's regex, kubenova's test guest's BOOT_ANNOUNCEMENT).
 """
 
 from __future__ import annotations
@@ -20,16 +22,21 @@ from pathlib import Path
 
 from kubenova.metadata.nocloud import SeedError
 from kubenova.models.v1alpha1.states import PowerState
+from kubenova.timestamps import iso, now
 from kubenova.tools import ToolNotFound, find_tool
 from kubenova.virt.driver import (
+    GUEST_BOOTED_REGEX_PROPERTY,
     ComputeDriver,
     DriverError,
+    GuestBoot,
+    GuestBootTimeout,
     InstanceInfo,
     InstanceNotFound,
     SpawnFailed,
     SpawnRequest,
 )
 from kubenova.virt.qemu import process, qmp
+from kubenova.virt.qemu.boot_record import BootRecord
 from kubenova.virt.qemu.command import QMP_SOCKET
 from kubenova.virt.qemu.console import (
     BOOT_ANNOUNCEMENT,
@@ -38,8 +45,8 @@ from kubenova.virt.qemu.console import (
     log_size,
     parse_boot_line,
     read_log,
-    watch_for_boot,
 )
+from kubenova.virt.qemu.guest_signals import compile_regex, first_sign
 from kubenova.virt.qemu.paths import InstancePaths
 from kubenova.virt.qemu.prepare import prepare_instance
 from kubenova.virt.qemu.tool import run_tool
@@ -78,14 +85,14 @@ class QemuProcessDriver(ComputeDriver):
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # -- the ComputeDriver interface ---------------------------------------------------------
-    async def spawn(self, request: SpawnRequest, boot_timeout: float) -> InstanceInfo:
+    async def spawn(self, request: SpawnRequest, start_timeout: float) -> InstanceInfo:
         """Build and boot the VM, or adopt the running one; on failure or cancellation the
         instance's process and files are removed.
 
         A directory without a running qemu is the leftover of a spawn that never finished (the
         operator died): it is wiped and the VM built afresh.
         """
-        deadline = asyncio.get_running_loop().time() + boot_timeout
+        deadline = asyncio.get_running_loop().time() + start_timeout
         instance_id = request.instance_id
         try:
             paths = self._paths(instance_id)
@@ -99,7 +106,9 @@ class QemuProcessDriver(ComputeDriver):
                     pid = await self._create(request, paths)
                 else:
                     log.info("adopting the running qemu %d of %s", pid, request.name)
-                return await self._wait_for_boot(paths, instance_id, pid, 0, deadline)
+                if asyncio.get_running_loop().time() > deadline:
+                    raise SpawnFailed(f"qemu of {request.name} did not start in time")
+                return self._info(instance_id, paths, pid, None)
             except BaseException as err:
                 what = "cancelled" if isinstance(err, asyncio.CancelledError) else f"failed: {err}"
                 log.warning("spawn of %s %s; removing it", request.name, what)
@@ -122,12 +131,43 @@ class QemuProcessDriver(ComputeDriver):
         async with self._lock(instance_id):
             await self._power_off(instance_id, paths, grace)
 
-    async def power_on(self, instance_id: str, boot_timeout: float) -> InstanceInfo:
+    async def power_on(self, instance_id: str, start_timeout: float) -> InstanceInfo:
         paths = self._existing(instance_id)
         async with self._lock(instance_id):
-            return await self._power_on(instance_id, paths, boot_timeout)
+            return await self._power_on(instance_id, paths, start_timeout)
 
-    async def reboot(self, instance_id: str, hard: bool, boot_timeout: float) -> InstanceInfo:
+    async def wait_for_guest(self, instance_id: str, boot_timeout: float) -> GuestBoot:
+        """Watch the console from where the current boot began (boot.json) for a sign that
+        the guest OS is up, while qemu runs."""
+        paths = self._existing(instance_id)
+        if process.pid_from_file(paths.pidfile, instance_id) is None:
+            raise DriverError(f"instance {instance_id} is not running: no guest to wait for")
+        record = BootRecord.load(paths.root) or BootRecord(0, iso(now()))
+        regex = compile_regex(record.booted_regex)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + boot_timeout
+        offset, tail_text = record.console_offset, ""
+        while True:
+            running = process.pid_from_file(paths.pidfile, instance_id) is not None
+            text, consumed = await asyncio.to_thread(_read_lines, paths.console, offset)
+            offset += consumed
+            tail_text = (tail_text + text)[-8192:]
+            sign = first_sign(text, regex)
+            if sign is not None:
+                return GuestBoot(sign.signal, sign.line, now())
+            if not running:
+                raise DriverError(
+                    f"qemu exited before the guest showed it is up; {console_note(tail_text)}"
+                )
+            if loop.time() >= deadline:
+                watched = "cloud-init's final line, kubenova-guest's announcement"
+                if regex is not None:
+                    watched += f", the Image's regex {regex.pattern!r}"
+                note = console_note(tail_text)
+                raise GuestBootTimeout(f"watched the console for {watched}; {note}")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    async def reboot(self, instance_id: str, hard: bool, start_timeout: float) -> InstanceInfo:
         """Hard: reset the running VM (a QMP system_reset; a new qemu if the monitor does not
         answer). Soft, as Nova's libvirt driver does it: ACPI power-off, then start again.
         A stopped VM is simply started."""
@@ -135,18 +175,16 @@ class QemuProcessDriver(ComputeDriver):
         async with self._lock(instance_id):
             pid = process.pid_from_file(paths.pidfile, instance_id)
             if pid is not None and hard:
-                offset = log_size(paths.console)
+                previous = BootRecord.load(paths.root)
+                self._record_boot(paths, previous.booted_regex if previous else None)
                 try:
                     await qmp.execute(paths.root / QMP_SOCKET, "system_reset")
                 except qmp.QmpError as err:
                     log.warning("hard reboot of %s: %s; restarting qemu", instance_id, err)
                 else:
-                    deadline = asyncio.get_running_loop().time() + boot_timeout
-                    return await self._wait_for_boot(
-                        paths, instance_id, pid, offset, deadline, DriverError
-                    )
+                    return self._info(instance_id, paths, pid, None)
             await self._power_off(instance_id, paths, 0 if hard else self.soft_reboot_timeout)
-            return await self._power_on(instance_id, paths, boot_timeout)
+            return await self._power_on(instance_id, paths, start_timeout)
 
     async def get_info(self, instance_id: str) -> InstanceInfo:
         """RUNNING while the qemu lives (booted: the console holds an announcement, possibly of
@@ -205,6 +243,8 @@ class QemuProcessDriver(ComputeDriver):
     async def _create(self, request: SpawnRequest, paths: InstancePaths) -> int:
         if request.image_path is None:
             raise DriverError("no local image: the conductor fetches it for this driver")
+        regex = request.image_properties.get(GUEST_BOOTED_REGEX_PROPERTY) or None
+        compile_regex(regex)  # a malformed one fails the spawn, saying so
         argv = await prepare_instance(
             request,
             paths,
@@ -213,6 +253,7 @@ class QemuProcessDriver(ComputeDriver):
             self.qemu_img,
             accel_cache=self.state_dir / ACCEL_CACHE,
         )
+        self._record_boot(paths, regex)
         accel = process.argument_after(argv, "-accel")
         log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)
         return await self._start(request.instance_id, paths, argv)
@@ -227,30 +268,10 @@ class QemuProcessDriver(ComputeDriver):
             raise DriverError(f"qemu exited right after starting; {console_note(text)}")
         return pid
 
-    async def _wait_for_boot(
-        self,
-        paths: InstancePaths,
-        instance_id: str,
-        pid: int,
-        offset: int,
-        deadline: float,
-        error: type[DriverError] = SpawnFailed,
-    ) -> InstanceInfo:
-        """Poll the console from `offset` for the boot announcement while qemu lives."""
-        seen = await watch_for_boot(
-            paths.console,
-            offset,
-            lambda: process.is_instance_process(pid, instance_id),
-            deadline,
-            POLL_INTERVAL,
-        )
-        if seen.boot is not None:
-            if seen.boot["instance-id"] != instance_id:
-                log.warning("%s booted without its metadata: %s", instance_id, seen.boot)
-            return self._info(instance_id, paths, pid, seen.boot)
-        if seen.exited:
-            raise error(f"qemu exited before the guest booted; {console_note(seen.text)}")
-        raise error(f"the guest did not announce its boot in time; {console_note(seen.text)}")
+    @staticmethod
+    def _record_boot(paths: InstancePaths, regex: str | None) -> None:
+        """A boot begins where the console ends now (called before qemu starts or resets)."""
+        BootRecord(log_size(paths.console), iso(now()), regex).save(paths.root)
 
     def _info(
         self, instance_id: str, paths: InstancePaths, pid: int, boot: dict[str, str] | None
@@ -281,20 +302,21 @@ class QemuProcessDriver(ComputeDriver):
         await process.terminate(pid, instance_id)
 
     async def _power_on(
-        self, instance_id: str, paths: InstancePaths, boot_timeout: float
+        self, instance_id: str, paths: InstancePaths, start_timeout: float
     ) -> InstanceInfo:
-        deadline = asyncio.get_running_loop().time() + boot_timeout
         pid = process.pid_from_file(paths.pidfile, instance_id)
         if pid is not None:
-            return await self._wait_for_boot(paths, instance_id, pid, 0, deadline, DriverError)
+            return self._info(instance_id, paths, pid, None)
         try:
             argv = json.loads(paths.launch.read_text())
         except (OSError, ValueError) as err:
             raise DriverError(f"{instance_id} cannot be started: {err}") from err
-        offset = log_size(paths.console)
+        previous = BootRecord.load(paths.root)
+        self._record_boot(paths, previous.booted_regex if previous else None)
         try:
-            pid = await self._start(instance_id, paths, argv)
-            return await self._wait_for_boot(paths, instance_id, pid, offset, deadline, DriverError)
+            async with asyncio.timeout(start_timeout):
+                pid = await self._start(instance_id, paths, argv)
+            return self._info(instance_id, paths, pid, None)
         except BaseException:
             await _finish(self._stop_all(instance_id, paths))  # stays stopped, files stay
             raise
@@ -313,3 +335,15 @@ class QemuProcessDriver(ComputeDriver):
 async def _finish(cleanup: Awaitable[None]) -> None:
     """Run cleanup to the end even if the caller is being cancelled meanwhile."""
     await asyncio.shield(asyncio.ensure_future(cleanup))
+
+
+def _read_lines(path: Path, offset: int) -> tuple[str, int]:
+    """The complete lines of `path` from byte `offset`, and how many bytes they take."""
+    try:
+        with path.open("rb") as log_file:
+            log_file.seek(offset)
+            data = log_file.read()
+    except FileNotFoundError:
+        return "", 0
+    whole = data[: data.rfind(b"\n") + 1]
+    return whole.decode(errors="replace"), len(whole)

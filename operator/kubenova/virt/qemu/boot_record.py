@@ -1,0 +1,38 @@
+"""Where the VM's current boot began, kept in its instance directory (`boot.json`).
+
+Written by every start of qemu (spawn, power on, a reboot): the console offset the boot's
+output starts at, and what to look for (the Image's regex). wait_for_guest reads it, so an
+operator restarted in the middle of a boot waits for the same boot and never takes an earlier
+boot's line for this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FILE = "boot.json"
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    console_offset: int
+    started_at: str
+    booted_regex: str | None = None
+
+    def save(self, root: Path) -> None:
+        tmp = root / f".{FILE}.tmp"
+        tmp.write_text(json.dumps(asdict(self)) + "\n")
+        os.replace(tmp, root / FILE)
+
+    @classmethod
+    def load(cls, root: Path) -> BootRecord | None:
+        try:
+            data = json.loads((root / FILE).read_text())
+            return cls(
+                int(data["console_offset"]), str(data["started_at"]), data.get("booted_regex")
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
