@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Builds the test guest: Debian's cloud kernel + a busybox initramfs whose /init reads the NoCloud
-# seed and announces the boot on ttyS0 (hack/guest/init), on a FAT "superfloppy" booted by
-# syslinux. Made from files only (mkfs.vfat, syslinux and mtools work on the image file): no mount,
-# no loop device. Cached per kernel and per content of this script and the init.
+# Builds the test guests: Debian's cloud kernel + a busybox initramfs whose /init reads the NoCloud
+# seed (hack/guest/init), on a FAT "superfloppy" booted by syslinux. Two disks from one init:
+# - busybox.qcow2: applies the seed's static network-config and announces the boot on ttyS0 in
+#   kubenova's own line (`kubenova-guest booted ...`);
+# - busybox-dhcp.qcow2 (the flag file /etc/busybox-dhcp in its initramfs): a stock-image-style
+#   guest that never prints that line, ignores network-config and configures its NICs by DHCP
+#   (busybox udhcpc and a default script that applies the lease), as a stock cloud image does.
+# Made from files only (mkfs.vfat, syslinux and mtools work on the image file): no mount, no loop
+# device. Cached per kernel and per content of this script, the init and the udhcpc script.
 source "$(dirname "$0")/lib.sh"
 PATH="$PATH:/usr/sbin:/sbin"  # mkfs.vfat and modprobe, for non-root users too
 for tool in mkfs.vfat syslinux mcopy cpio gzip qemu-img modprobe /bin/busybox; do
@@ -25,12 +30,12 @@ fi
 modules=(virtio_pci virtio_blk isofs virtio_net button evdev)
 package_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static syslinux \
   "linux-image-$kver" dosfstools mtools cpio)
-hash=$({ cat "$HACK_DIR/build-guest.sh" "$HACK_DIR/guest/init"; echo "$package_versions"; } |
+hash=$({ cat "$HACK_DIR/build-guest.sh" "$HACK_DIR"/guest/*; echo "$package_versions"; } |
   sha256sum | cut -c1-12)
 out="$CACHE_DIR/guest-$kver-$hash"
 
-if [[ ! -f "$out/busybox.qcow2" ]]; then
-  log "building the busybox guest (kernel $kver)"
+if [[ ! -f "$out/busybox.qcow2" || ! -f "$out/busybox-dhcp.qcow2" ]]; then
+  log "building the busybox guests (kernel $kver)"
   export SOURCE_DATE_EPOCH=0 TZ=UTC LC_ALL=C
   rm -rf "$out.tmp" && mkdir -p "$out.tmp/initramfs" "$out.tmp/boot"
   work="$out.tmp"
@@ -57,9 +62,19 @@ if [[ ! -f "$out/busybox.qcow2" ]]; then
     esac
     echo "$name" >>"$root/etc/modules"
   done
-  find "$root" -exec touch -h -d @0 {} +
-  (cd "$root" && find . -mindepth 1 | sort |
-    cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$work/boot/initrd.gz"
+  # initramfs DIR OUT: the reproducible, compressed cpio of DIR.
+  initramfs() {
+    find "$1" -exec touch -h -d @0 {} +
+    (cd "$1" && find . -mindepth 1 | sort |
+      cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$2"
+  }
+  initramfs "$root" "$work/boot/initrd.gz"
+  # The stock-style variant: the same tree, the flag file and udhcpc's default script.
+  cp -a "$root" "$work/initramfs-dhcp"
+  : >"$work/initramfs-dhcp/etc/busybox-dhcp"
+  mkdir -p "$work/initramfs-dhcp/usr/share/udhcpc"
+  install -m 0755 "$HACK_DIR/guest/udhcpc.script" "$work/initramfs-dhcp/usr/share/udhcpc/default.script"
+  initramfs "$work/initramfs-dhcp" "$work/initrd-dhcp.gz"
 
   # --- boot files: kernel, initramfs, syslinux.cfg (no prompt, serial console, quiet).
   cp "/boot/vmlinuz-$kver" "$work/boot/vmlinuz"
@@ -74,19 +89,28 @@ LABEL linux
 CFG
   touch -d @0 "$work/boot"/*
 
-  # --- the disk: a FAT superfloppy (SeaBIOS boots it without a partition table), sized to the
+  # --- disk NAME: a FAT superfloppy (SeaBIOS boots it without a partition table), sized to the
   # files plus 4-5 MiB for FAT and syslinux; syslinux installs itself, mtools copies the files.
-  files_kib=$(du -k --apparent-size -c "$work/boot"/* | tail -n 1 | cut -f1)
-  size_kib=$(( (files_kib / 1024 + 5) * 1024 ))
-  mkfs.vfat -C --invariant -i 4b4e4f56 -n KUBENOVA "$work/disk.raw" "$size_kib" >/dev/null
-  syslinux --install "$work/disk.raw"
-  MTOOLS_SKIP_CHECK=1 mcopy -m -i "$work/disk.raw" "$work/boot/vmlinuz" "$work/boot/initrd.gz" \
-    "$work/boot/syslinux.cfg" ::
-  qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/busybox.qcow2"
-  sha256sum "$work/busybox.qcow2" | cut -d' ' -f1 >"$work/busybox.qcow2.sha256"
-  rm -rf "$work/initramfs" "$work/boot" "$work/disk.raw"
+  disk() {
+    local files_kib size_kib
+    files_kib=$(du -k --apparent-size -c "$work/boot"/* | tail -n 1 | cut -f1)
+    size_kib=$(( (files_kib / 1024 + 5) * 1024 ))
+    rm -f "$work/disk.raw"
+    mkfs.vfat -C --invariant -i 4b4e4f56 -n KUBENOVA "$work/disk.raw" "$size_kib" >/dev/null
+    syslinux --install "$work/disk.raw"
+    MTOOLS_SKIP_CHECK=1 mcopy -m -i "$work/disk.raw" "$work/boot/vmlinuz" "$work/boot/initrd.gz" \
+      "$work/boot/syslinux.cfg" ::
+    qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/$1.qcow2"
+    sha256sum "$work/$1.qcow2" | cut -d' ' -f1 >"$work/$1.qcow2.sha256"
+  }
+  disk busybox
+  cp "$work/initrd-dhcp.gz" "$work/boot/initrd.gz"
+  touch -d @0 "$work/boot/initrd.gz"
+  disk busybox-dhcp
+  rm -rf "$work/initramfs" "$work/initramfs-dhcp" "$work/initrd-dhcp.gz" "$work/boot" "$work/disk.raw"
   rm -rf "$out" && mv "$work" "$out"
 fi
 mkdir -p "$BIN_DIR/guest"
-ln -sfn "$out/busybox.qcow2" "$BIN_DIR/guest/busybox.qcow2"
-ln -sfn "$out/busybox.qcow2.sha256" "$BIN_DIR/guest/busybox.qcow2.sha256"
+for f in busybox.qcow2 busybox.qcow2.sha256 busybox-dhcp.qcow2 busybox-dhcp.qcow2.sha256; do
+  ln -sfn "$out/$f" "$BIN_DIR/guest/$f"
+done
