@@ -130,16 +130,35 @@ class Boot:
             GROUP, VERSION, self.namespace, "instances", name
         )
 
-    def wait_state(self, name: str, vm: str, task: str | None = None, timeout: float = 120) -> dict:
+    def wait_state(
+        self,
+        name: str,
+        vm: str,
+        task: str | None = None,
+        timeout: float = 120,
+        ready: bool = True,
+    ) -> dict:
+        """The instance once in vm/task; for a resting ACTIVE (task None) also once `Ready`
+        (its guest OS is up: ACTIVE alone only says the VM runs), unless ready=False."""
+        also_ready = ready and vm == "ACTIVE" and task is None
+
         def reached():
             obj = self.get(name) or {}
             status = obj.get("status") or {}
             if status.get("vmState") == "ERROR" and vm != "ERROR":
                 raise AssertionError(f"{name} went to ERROR: {status.get('fault')}")
             ok = status.get("vmState") == vm and (task is None or status.get("taskState") == task)
+            if ok and also_ready:
+                ready_cond = next(
+                    (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+                )
+                if ready_cond.get("reason") == "GuestBootTimeout":
+                    raise AssertionError(f"{name}: {ready_cond.get('message')}")
+                ok = status.get("taskState") is None and ready_cond.get("status") == "True"
             return obj if ok else None
 
-        return wait_for(reached, timeout, f"{name} to reach {vm}/{task}", interval=0.1)
+        what = f"{name} to reach {vm}/{task}" + (" and Ready" if also_ready else "")
+        return wait_for(reached, timeout, what, interval=0.1)
 
     def wait_gone(self, name: str, timeout: float = 60) -> None:
         wait_for(lambda: self.get(name) is None, timeout, f"{name} to be deleted")

@@ -93,7 +93,7 @@ def actions(boot, name: str) -> list[dict]:
 
 
 def wait_action(boot, name: str, count: int, timeout: float = 120) -> dict:
-    """The `count`-th action log entry, once finished."""
+    """The `count`-th action log entry, once finished (and the guest up, if ACTIVE)."""
 
     def finished():
         log = actions(boot, name)
@@ -101,7 +101,10 @@ def wait_action(boot, name: str, count: int, timeout: float = 120) -> dict:
             return log[count - 1]
         return None
 
-    return wait_for(finished, timeout, f"action #{count} of {name} to finish", interval=0.2)
+    entry = wait_for(finished, timeout, f"action #{count} of {name} to finish", interval=0.2)
+    if boot.get(name)["status"].get("vmState") == "ACTIVE":  # the VM runs: wait for its guest
+        boot.wait_state(name, "ACTIVE", timeout=timeout)
+    return entry
 
 
 def path_of(obj: dict) -> list[tuple[str, str | None]]:

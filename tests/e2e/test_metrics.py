@@ -26,8 +26,9 @@ def test_prometheus_scrapes_boot_latency(operator, boot, prometheus):
     boot.wait_state("measured", "ACTIVE")
 
     def count():
-        result = prometheus.query("kubenova_instance_create_to_active_seconds_count")
-        return result and float(result[0]["value"][1]) > 0
+        active = prometheus.query("kubenova_instance_create_to_active_seconds_count")
+        booted = prometheus.query("kubenova_instance_create_to_guest_booted_seconds_count")
+        return all(r and float(r[0]["value"][1]) > 0 for r in (active, booted))
 
     wait_for(count, 30, "a scrape after the boot")
     median = prometheus.query(
