@@ -24,6 +24,25 @@ BUILD_PATH = [
 ]
 
 
+def wait_mid_boot(boot, name: str) -> dict:
+    """SPAWNING, or ACTIVE with the guest still booting (Ready False GuestBooting): spawn returns
+    once qemu runs, so SPAWNING alone may last less than a poll."""
+
+    def booting():
+        obj = boot.get(name) or {}
+        status = obj.get("status") or {}
+        if status.get("taskState") == "SPAWNING":
+            return obj
+        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        return (
+            obj
+            if status.get("vmState") == "ACTIVE" and ready.get("reason") == "GuestBooting"
+            else None
+        )
+
+    return wait_for(booting, 120, f"{name} to be mid-boot", interval=0.02)
+
+
 def instance_dir(operator: Operator, uid: str):
     return operator.state_dir / HOST / "instances" / uid
 
@@ -96,7 +115,7 @@ def test_instance_boots_to_active(operator, boot, kubectl, api):
 
 def test_delete_while_spawning_leaves_nothing(operator, boot, api):
     uid = boot.instance("short-lived")["metadata"]["uid"]
-    boot.wait_state("short-lived", "BUILDING", "SPAWNING")
+    wait_mid_boot(boot, "short-lived")
     boot.delete("short-lived")
     boot.wait_gone("short-lived")
     assert_nothing_left(api, operator, uid)
@@ -117,7 +136,7 @@ def test_operator_sigkilled_then_restarted_adopts_the_vm(operator, boot, api, mo
     name = f"survivor-{moment.lower()}"
     uid = boot.instance(name)["metadata"]["uid"]
     if moment == "SPAWNING":
-        boot.wait_state(name, "BUILDING", "SPAWNING")
+        wait_mid_boot(boot, name)
         # -daemonize: the launching qemu lives beside the VM for a moment; the VM is the one
         # whose pid qemu wrote to the pidfile.
         pidfile = instance_dir(operator, uid) / "qemu.pid"
