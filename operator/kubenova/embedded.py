@@ -25,6 +25,7 @@ from kubernetes import client, config, watch
 
 from kubenova import GROUP, VERSION
 from kubenova.admission.probe import webhook_answers
+from kubenova.conductor.conditions import find
 from kubenova.devcluster import DevCluster
 from kubenova.devcluster.cluster import LOOPBACK, free_port
 from kubenova.devcluster.operator_process import OperatorProcess
@@ -116,7 +117,7 @@ def apply(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
 
 
 def _ready(status: dict[str, Any]) -> tuple[str, str]:
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    cond = find(status.get("conditions"), "Ready") or {}
     return cond.get("status") or "-", cond.get("reason") or "-"
 
 

@@ -7,22 +7,21 @@ from kubenova.conductor import states
 from kubenova.conductor.status import conditions_for, guest_boot_kept
 
 
-def walk(*path, guest_up=False):
+def after(*path, guest_up=False) -> list[dict]:
     conditions: list[dict] = []
     for source, target in itertools.pairwise(path):
         conditions = conditions_for(
             conditions, source, target, "m", "2026-01-01T00:00:00Z", 1, guest_up=guest_up
         )
-    return {c["type"]: c["status"] for c in conditions}
+    return conditions
+
+
+def walk(*path, guest_up=False):
+    return {c["type"]: c["status"] for c in after(*path, guest_up=guest_up)}
 
 
 def ready_of(*path, guest_up=False):
-    conditions: list[dict] = []
-    for source, target in itertools.pairwise(path):
-        conditions = conditions_for(
-            conditions, source, target, "m", "2026-01-01T00:00:00Z", 1, guest_up=guest_up
-        )
-    return next(c for c in conditions if c["type"] == "Ready")
+    return next(c for c in after(*path, guest_up=guest_up) if c["type"] == "Ready")
 
 
 def test_ready_only_when_active():

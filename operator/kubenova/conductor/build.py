@@ -309,8 +309,8 @@ class Build:
         driver = self.driver_on(host)
         if driver is None:
             raise BuildError(f"host {host} is not served by this operator", reschedule=True)
-        await self.verify_holdings(host)
-        request = await self.spawn_request(driver)
+        ports = await self.verify_holdings(host)
+        request = await self.spawn_request(driver, ports)
         try:
             info = await driver.spawn(request, self.c.start_timeout)
         except DriverError as err:
@@ -334,7 +334,7 @@ class Build:
             alternates=None,
         )
 
-    async def verify_holdings(self, host: str) -> None:
+    async def verify_holdings(self, host: str) -> list[dict[str, Any]]:
         """Before a VM is started: the claim on `host` and the ports in status still exist.
 
         A resumed build can find them given back: an operator killed in the middle of
@@ -356,9 +356,10 @@ class Build:
                 )
             log.warning("%s: claimed %s again (its claim had been released)", self.ref, host)
         addresses = self.status.get("addresses") or []
+        ports: list[dict[str, Any]] = []
         if addresses:
-            owner = Owner(self.namespace, self.name, self.uid)
-            held = {p["spec"]["ipAddress"] for p in await self.c.ports.of_instance(owner)}
+            ports = await self.c.ports.of_instance(Owner(self.namespace, self.name, self.uid))
+            held = {p["spec"]["ipAddress"] for p in ports}
             missing = [a["ip"] for a in addresses if a["ip"] not in held]
             if missing:
                 raise BuildError(
@@ -369,11 +370,15 @@ class Build:
             volume = await self.c.objects.find("volumes", name, self.namespace)
             if volume is not None and not attached_to(volume, self.uid):
                 raise BuildError(f"Volume {name} was detached; attaching afresh", reschedule=True)
+        return ports
 
-    async def spawn_request(self, driver: ComputeDriver) -> SpawnRequest:
+    async def spawn_request(
+        self, driver: ComputeDriver, ports: list[dict[str, Any]] | None = None
+    ) -> SpawnRequest:
         """What `driver` needs to boot this instance (the image fetched into the local cache
-        first when the driver boots from it). Also used to spawn a lost VM again when its
-        host returns (conductor/hosts.py)."""
+        first when the driver boots from it). `ports`: the instance's Ports if just read (else
+        they are listed). Also used to spawn a lost VM again when its host returns
+        (conductor/hosts.py)."""
         spec = self.obj["spec"]
         flavor = self.resolve_flavor(spec["flavor"])
         image = await self.resolve_image(spec["image"])
@@ -397,17 +402,20 @@ class Build:
             image_checksum=image["spec"]["checksum"],
             image_properties=dict(image["spec"].get("properties") or {}),
             metadata=await self.guest_metadata(),
-            interfaces=await self.interfaces(),
+            interfaces=await self.interfaces(ports),
             volumes=await self.attached_volume_paths(),
         )
 
-    async def interfaces(self) -> tuple[NetworkInterface, ...]:
+    async def interfaces(
+        self, listed: list[dict[str, Any]] | None = None
+    ) -> tuple[NetworkInterface, ...]:
         """The NICs of the ports in status, with their Network and Port for the datapath."""
         addresses = self.status.get("addresses") or []
         if not addresses:
             return ()
-        owner = Owner(self.namespace, self.name, self.uid)
-        ports = {p["metadata"]["name"]: p for p in await self.c.ports.of_instance(owner)}
+        if listed is None:
+            listed = await self.c.ports.of_instance(Owner(self.namespace, self.name, self.uid))
+        ports = {p["metadata"]["name"]: p for p in listed}
         nics = []
         for address in addresses:
             network = self.resolve_network(address["network"])

@@ -41,6 +41,10 @@ _BOOT_SURVIVES = {
 }
 
 
+#: the status fields of a guest boot, cleared when a move starts or ends a boot
+_BOOT_CLEARED = {"guestBootedAt": None, "guestBootSignal": None}
+
+
 def guest_boot_kept(source: State, target: State) -> bool:
     """Whether status.guestBootedAt (the guest of this boot is up) stays across the move."""
     return (source, target) in _BOOT_SURVIVES
@@ -139,7 +143,7 @@ class StatusWriter:
                     guest_up=kept,
                 ),
                 "observedGeneration": generation,
-                **({} if kept else {"guestBootedAt": None, "guestBootSignal": None}),
+                **({} if kept or not status.get("guestBootedAt") else _BOOT_CLEARED),
                 **(fields or {}),
             }
             if derive is not None:
