@@ -21,16 +21,18 @@ def cmdline(pid: int) -> list[str]:
 
 
 async def communicate(
-    argv: Sequence[str], time_limit: float, cwd: Path | None = None
+    argv: Sequence[str], time_limit: float, cwd: Path | None = None, pass_fds: Sequence[int] = ()
 ) -> tuple[int, str, str]:
     """Exit code, stdout and stderr of `argv`. TimeoutError after `time_limit` seconds; the
-    process is killed and reaped on a timeout or a cancellation."""
+    process is killed and reaped on a timeout or a cancellation. `pass_fds`: file descriptors
+    the process inherits (a qemu's taps)."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
+        pass_fds=tuple(pass_fds),
     )
     try:
         async with asyncio.timeout(time_limit):

@@ -127,3 +127,18 @@ def test_argv_is_a_list_of_strings():
     assert all(
         isinstance(a, str) for a in argv(interfaces=(NetworkInterface("52:54:00:0a:0b:0c"),))
     )
+
+
+def test_datapath_netdevs_replace_the_isolated_user_nics():
+    nics = (NetworkInterface("52:54:00:00:00:01"), NetworkInterface("52:54:00:00:00:02"))
+    taps = ["tap,id=net0,ifname=tapa,script=no,downscript=no", "tap,id=net1,fd=7"]
+    args = build_argv(request(interfaces=nics), PATHS, "tcg", "qemu", netdevs=taps)
+    assert values(args, "-netdev") == taps
+    assert "user,id=net0,restrict=on" not in args
+
+
+@pytest.mark.parametrize("taps", [["tap,id=net0,fd=7"], ["tap,id=net1,fd=7", "tap,id=net0,fd=8"]])
+def test_netdevs_must_match_the_interfaces_one_to_one(taps):
+    nics = (NetworkInterface("52:54:00:00:00:01"), NetworkInterface("52:54:00:00:00:02"))
+    with pytest.raises(ValueError):
+        build_argv(request(interfaces=nics), PATHS, "tcg", "qemu", netdevs=taps)

@@ -204,6 +204,19 @@ def render_dhcp_hosts(ports: Iterable[PortBinding]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def parse_dhcp_hosts(text: str) -> list[PortBinding]:
+    """The Ports a --dhcp-hostsfile serves (as render_dhcp_hosts wrote it; uid and name are not
+    in it): what a caller adding one Port must keep of the others."""
+    ports = []
+    for line in text.splitlines():
+        parts = line.strip().split(",")
+        if len(parts) < 2:
+            continue
+        ip = parts[1].strip("[]")
+        ports.append(PortBinding("", parts[0].lower(), ip, parts[2] if len(parts) > 2 else None))
+    return ports
+
+
 def render_addn_hosts(ports: Iterable[PortBinding]) -> str:
     """dnsmasq's --addn-hosts: `address name` per named Port (--expand-hosts adds the domain)."""
     lines = []

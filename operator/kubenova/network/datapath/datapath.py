@@ -36,6 +36,7 @@ from kubenova.network.datapath.config import (
     NetworkConfig,
     PortBinding,
     dnsmasq_argv,
+    parse_dhcp_hosts,
     parse_leases,
     render_addn_hosts,
     render_dhcp_hosts,
@@ -201,6 +202,26 @@ class Datapath:
         if what != "adopted":
             log.info("network %s: dnsmasq %s (%d) in %s", network.name, what, pid, netns)
         return NetworkPlace(netns, bridge, address, pid, what)
+
+    async def add_ports(self, network: NetworkConfig, ports: Iterable[PortBinding]) -> NetworkPlace:
+        """ensure_network serving what it serves now plus `ports` (replacing entries with their
+        MAC or address): for a spawn whose Port may be newer than the caller's Port watch, so
+        that it is served at once without dropping the other Ports' entries."""
+        new = list(ports)
+        taken = {p.mac for p in new} | {p.ip for p in new}
+
+        def current() -> list[PortBinding]:
+            try:
+                text = self.files(self.netns(network.uid)).hosts.read_text()
+            except FileNotFoundError:
+                return []
+            return [p for p in parse_dhcp_hosts(text) if not {p.mac, p.ip} & taken]
+
+        async with self._lock(self.netns(network.uid)):
+            kept = await asyncio.to_thread(current)
+        # A Port update between the read and ensure_network is re-applied by its owner's
+        # next update_ports (the agent keeps the hosts exact from its Port watch).
+        return await self.ensure_network(network, [*kept, *new])
 
     async def update_ports(self, network_uid: str, ports: Iterable[PortBinding]) -> bool:
         """Serve exactly `ports`: rewrite the hosts files and SIGHUP dnsmasq when they changed.

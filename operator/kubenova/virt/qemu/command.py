@@ -4,6 +4,7 @@ without QEMU and is the one place that decides what the VM looks like."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from kubenova.virt.driver import SpawnRequest
@@ -39,12 +40,17 @@ def build_argv(
     qemu_binary: str,
     *,
     daemonize: bool = True,
+    netdevs: Sequence[str] | None = None,
 ) -> list[str]:
     """argv for a daemonized qemu; run it with cwd=paths.root (see QMP_SOCKET).
 
     daemonize=False: qemu stays in the foreground, the child of whoever started it (the
     launcher in a pod); it still writes its pidfile, so the same files describe the VM.
+    netdevs: one `-netdev` value per interface, with id=net<index> (the embedded datapath's
+    taps, see virt/qemu/nics.py); None: isolated user-mode NICs (a pod has no datapath).
     """
+    if netdevs is not None and len(netdevs) != len(request.interfaces):
+        raise ValueError(f"{len(netdevs)} netdevs for {len(request.interfaces)} interfaces")
     argv = [
         qemu_binary,
         "-name", f"guest={opt(request.name)},debug-threads=on",
@@ -80,11 +86,15 @@ def build_argv(
     for index, nic in enumerate(request.interfaces):
         if not _MAC.fullmatch(nic.mac):
             raise ValueError(f"malformed MAC address {nic.mac!r}")
-        # User-mode networking with restrict=on: the NIC exists (with its MAC) but reaches
-        # nothing on the host. romfile= skips the iPXE option ROM, so SeaBIOS boots faster.
+        # Without a datapath, user-mode networking with restrict=on: the NIC exists (with its
+        # MAC) but reaches nothing on the host. romfile= skips the iPXE option ROM, so SeaBIOS
+        # boots faster.
+        netdev = f"user,id=net{index},restrict=on" if netdevs is None else netdevs[index]
+        if f"id=net{index}," not in f"{netdev},":
+            raise ValueError(f"netdev {netdev!r} is not id=net{index}")
         argv += [
             "-netdev",
-            f"user,id=net{index},restrict=on",
+            netdev,
             "-device",
             f"virtio-net-pci,netdev=net{index},mac={nic.mac},romfile=",
         ]

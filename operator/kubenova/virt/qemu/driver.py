@@ -18,10 +18,12 @@ import re
 import shutil
 import weakref
 from collections.abc import Awaitable
+from dataclasses import replace
 from pathlib import Path
 
 from kubenova.metadata.nocloud import SeedError
 from kubenova.models.v1alpha1.states import PowerState
+from kubenova.network.datapath import Datapath
 from kubenova.timestamps import iso, now
 from kubenova.tools import ToolNotFound, find_tool
 from kubenova.virt.driver import (
@@ -35,7 +37,7 @@ from kubenova.virt.driver import (
     SpawnFailed,
     SpawnRequest,
 )
-from kubenova.virt.qemu import process, qmp
+from kubenova.virt.qemu import nics, process, qmp
 from kubenova.virt.qemu.boot_record import BootRecord
 from kubenova.virt.qemu.command import QMP_SOCKET
 from kubenova.virt.qemu.console import (
@@ -58,6 +60,11 @@ log = logging.getLogger("kubenova.virt.qemu")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: How long the daemonizing qemu may take to set the VM up (its parent exits once it has).
 START_TIMEOUT = 60.0
+#: Why instances with networks cannot spawn when the driver has no datapath.
+NO_DATAPATH = (
+    "the embedded QEMU datapath needs root or CAP_NET_ADMIN and CAP_SYS_ADMIN, and this "
+    "operator runs without it"
+)
 #: The host's cached KVM probe answer, in its state dir (virt/qemu/accel.py).
 ACCEL_CACHE = "accel.json"
 POLL_INTERVAL = 0.1
@@ -75,10 +82,23 @@ class QemuProcessDriver(ComputeDriver):
     soft_reboot_timeout = 60.0
 
     def __init__(
-        self, state_dir: Path, qemu_binary: str = "qemu-system-x86_64", qemu_img: str = "qemu-img"
+        self,
+        state_dir: Path,
+        qemu_binary: str = "qemu-system-x86_64",
+        qemu_img: str = "qemu-img",
+        *,
+        datapath: Datapath | None = None,
+        datapath_problem: str | None = None,
+        host: str | None = None,
     ) -> None:
+        """`datapath`: the operator's one Datapath, shared by its embedded hosts (None: no
+        instance with networks can spawn; `datapath_problem` says why, from its probe).
+        `host`: this host's name on the taps (default: the state directory's name)."""
         # Absolute: qemu runs in the instance directory and gets these paths on its command line.
         self.state_dir = Path(state_dir).absolute()
+        self.datapath = datapath
+        self.datapath_problem = datapath_problem
+        self.host = host or self.state_dir.name
         self.instances_dir = self.state_dir / "instances"
         self._qemu_binary = qemu_binary
         self._qemu_img = qemu_img
@@ -108,7 +128,7 @@ class QemuProcessDriver(ComputeDriver):
                     log.info("adopting the running qemu %d of %s", pid, request.name)
                 if asyncio.get_running_loop().time() > deadline:
                     raise SpawnFailed(f"qemu of {request.name} did not start in time")
-                return self._info(instance_id, paths, pid, None)
+                return await self._with_vifs(paths, self._info(instance_id, paths, pid, None))
             except BaseException as err:
                 what = "cancelled" if isinstance(err, asyncio.CancelledError) else f"failed: {err}"
                 log.warning("spawn of %s %s; removing it", request.name, what)
@@ -182,7 +202,7 @@ class QemuProcessDriver(ComputeDriver):
                 except qmp.QmpError as err:
                     log.warning("hard reboot of %s: %s; restarting qemu", instance_id, err)
                 else:
-                    return self._info(instance_id, paths, pid, None)
+                    return await self._with_vifs(paths, self._info(instance_id, paths, pid, None))
             await self._power_off(instance_id, paths, 0 if hard else self.soft_reboot_timeout)
             return await self._power_on(instance_id, paths, start_timeout)
 
@@ -194,7 +214,7 @@ class QemuProcessDriver(ComputeDriver):
         if pid is None:
             return InstanceInfo(instance_id, PowerState.SHUTDOWN)
         boot = parse_boot_line(await asyncio.to_thread(read_log, paths.console))
-        return self._info(instance_id, paths, pid, boot)
+        return await self._with_vifs(paths, self._info(instance_id, paths, pid, boot), wait=False)
 
     async def console_output(self, instance_id: str) -> str:
         paths = self._existing(instance_id)
@@ -245,6 +265,14 @@ class QemuProcessDriver(ComputeDriver):
             raise DriverError("no local image: the conductor fetches it for this driver")
         regex = request.image_properties.get(GUEST_BOOTED_REGEX_PROPERTY) or None
         compile_regex(regex)  # a malformed one fails the spawn, saying so
+        plan = None
+        if request.interfaces:
+            if self.datapath is None:
+                raise DriverError(
+                    f"{request.name} has network interfaces but this host has no datapath: "
+                    f"{self.datapath_problem or NO_DATAPATH}"
+                )
+            plan = nics.plan(self.datapath, nics.nics_of(request))
         argv = await prepare_instance(
             request,
             paths,
@@ -252,7 +280,12 @@ class QemuProcessDriver(ComputeDriver):
             self.qemu_binary,
             self.qemu_img,
             accel_cache=self.state_dir / ACCEL_CACHE,
+            netdevs=plan.netdevs if plan else None,
+            prefix=plan.prefix if plan else (),
         )
+        if plan is not None:
+            await asyncio.to_thread(nics.save, paths.root, plan.nics)
+            await self._plug(paths)
         self._record_boot(paths, regex)
         accel = process.argument_after(argv, "-accel")
         log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)
@@ -261,7 +294,11 @@ class QemuProcessDriver(ComputeDriver):
     async def _start(self, instance_id: str, paths: InstancePaths, argv: list[str]) -> int:
         """Start qemu; it daemonizes once the VM is set up, so startup errors surface here."""
         paths.pidfile.unlink(missing_ok=True)
-        await run_tool(argv, START_TIMEOUT, cwd=paths.root)
+        argv, fds = await nics.open_tap_fds(argv)  # NICs on several Networks: fresh tap fds
+        try:
+            await run_tool(argv, START_TIMEOUT, cwd=paths.root, pass_fds=fds)
+        finally:
+            nics.close_fds(fds)  # the daemonized qemu holds its own copies
         pid = process.pid_from_file(paths.pidfile, instance_id)
         if pid is None:
             text = await asyncio.to_thread(read_log, paths.console)
@@ -306,7 +343,7 @@ class QemuProcessDriver(ComputeDriver):
     ) -> InstanceInfo:
         pid = process.pid_from_file(paths.pidfile, instance_id)
         if pid is not None:
-            return self._info(instance_id, paths, pid, None)
+            return await self._with_vifs(paths, self._info(instance_id, paths, pid, None))
         try:
             argv = json.loads(paths.launch.read_text())
         except (OSError, ValueError) as err:
@@ -315,8 +352,9 @@ class QemuProcessDriver(ComputeDriver):
         self._record_boot(paths, previous.booted_regex if previous else None)
         try:
             async with asyncio.timeout(start_timeout):
+                await self._plug(paths)  # taps stay while stopped; again after a host reboot
                 pid = await self._start(instance_id, paths, argv)
-            return self._info(instance_id, paths, pid, None)
+            return await self._with_vifs(paths, self._info(instance_id, paths, pid, None))
         except BaseException:
             await _finish(self._stop_all(instance_id, paths))  # stays stopped, files stay
             raise
@@ -329,7 +367,30 @@ class QemuProcessDriver(ComputeDriver):
 
     async def _remove(self, instance_id: str, paths: InstancePaths) -> None:
         await self._stop_all(instance_id, paths)
+        plugged = await asyncio.to_thread(nics.load, paths.root)
+        if plugged and self.datapath is not None:  # taps first: nics.json goes with the files
+            await nics.unplug(self.datapath, plugged)
         await asyncio.to_thread(shutil.rmtree, paths.root, ignore_errors=True)
+
+    # -- the datapath (virt/qemu/nics.py) ----------------------------------------------------
+    async def _plug(self, paths: InstancePaths) -> None:
+        """The instance's Networks set up and its taps plugged (idempotent)."""
+        plugged = await asyncio.to_thread(nics.load, paths.root)
+        if not plugged:
+            return
+        if self.datapath is None:
+            raise DriverError(f"this host has no datapath: {self.datapath_problem or NO_DATAPATH}")
+        await nics.plug(self.datapath, plugged, self.host)
+
+    async def _with_vifs(
+        self, paths: InstancePaths, info: InstanceInfo, wait: bool = True
+    ) -> InstanceInfo:
+        """`info` with where its Ports are plugged; `wait`: qemu was just started or adopted,
+        so its taps get carrier in a moment (up: Nova's network-vif-plugged)."""
+        plugged = await asyncio.to_thread(nics.load, paths.root)
+        if not plugged or self.datapath is None:
+            return info
+        return replace(info, vifs=await nics.vifs(self.datapath, plugged, wait=wait))
 
 
 async def _finish(cleanup: Awaitable[None]) -> None:

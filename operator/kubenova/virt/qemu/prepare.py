@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,15 +28,23 @@ async def prepare_instance(
     *,
     daemonize: bool = True,
     accel_cache: Path | None = None,
+    netdevs: Sequence[str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> list[str]:
     """Create the instance directory (it must not exist): the qcow2 overlay on `base_image`,
     the NoCloud seed and launch.json; return the qemu argv (run it with cwd=paths.root).
-    `accel_cache`: the host's file caching the KVM probe's answer (virt/qemu/accel.py)."""
+    `accel_cache`: the host's file caching the KVM probe's answer (virt/qemu/accel.py).
+    `netdevs`, `prefix`: the datapath's NICs and the command qemu runs under (nsenter into a
+    Network's namespace, virt/qemu/nics.py); launch.json holds the prefix too, so a start
+    after a stop runs qemu where the first one ran."""
     paths.root.mkdir(parents=True)
     accel = await asyncio.to_thread(probe_accelerator, qemu_binary, cache=accel_cache)
     await create_overlay(qemu_img, base_image, request.image_format, paths.disk, request.disk_gib)
     await in_thread(build_seed, request.metadata, paths.seed)
-    argv = build_argv(request, paths, accel, qemu_binary, daemonize=daemonize)
+    argv = [
+        *prefix,
+        *build_argv(request, paths, accel, qemu_binary, daemonize=daemonize, netdevs=netdevs),
+    ]
     paths.launch.write_text(json.dumps(argv))
     return argv
 
