@@ -353,6 +353,7 @@ def test_webhook_configuration_managed_by_kopf(admission_operator, api):
             "volume-create",
             "volume-grow",
             "volume-delete",
+            "network-delete",  # a Network with Ports (neutron's NetworkInUse)
         )
     }
     for hook in hooks.values():
@@ -361,5 +362,5 @@ def test_webhook_configuration_managed_by_kopf(admission_operator, api):
         assert hook.client_config.ca_bundle, hook.name
         (rule,) = hook.rules
         assert rule.api_groups == [GROUP]
-        assert rule.resources[0] in ("images", "instances", "volumes")
+        assert rule.resources[0] in ("images", "instances", "volumes", "networks")
     assert hooks["volume-delete.kubenova.compute.kubenova.io"].rules[0].operations == ["DELETE"]

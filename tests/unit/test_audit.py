@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubenova.audit.decide import InstanceView, OrphanTracker, Snapshot, suspects
+from kubenova.audit.decide import DatapathView, InstanceView, OrphanTracker, Snapshot, suspects
 
 A, B, GONE, VOL = "uid-a", "uid-b", "uid-gone", "vol-uid"
 
@@ -108,3 +108,29 @@ def test_grace_zero_removes_at_first_sight():
     tracker = OrphanTracker()
     young = suspects(Snapshot(instances={}, claims=[("h1", GONE)]))
     assert tracker.ripe(young, now=0, grace=0) == young
+
+
+def test_datapath_leftovers_of_gone_networks_and_ports_are_suspects():
+    datapath = DatapathView(
+        namespaces=[("ns-live", "net-live"), ("ns-gone", "net-gone"), ("ns-lost", None)],
+        taps=[
+            ("ns-live", "tap-port", False),  # its Port exists
+            ("ns-live", "tap-old", False),  # its Port is gone, no qemu holds it
+            ("ns-live", "tap-held", True),  # Port gone, but a qemu holds it: the VM goes first
+            ("ns-gone", "tap-x", False),  # goes with its namespace
+        ],
+        strays=[("dnsmasq", "4242"), ("datapath_dir", "/run/kubenova/s/ns-old")],
+        networks=frozenset({"net-live"}),
+        port_taps=frozenset({"tap-port"}),
+    )
+    assert found(Snapshot(instances={}, datapath=datapath)) == {
+        ("netns", "ns-gone"),
+        ("netns", "ns-lost"),
+        ("tap", "ns-live", "tap-old"),
+        ("dnsmasq", "4242"),
+        ("datapath_dir", "/run/kubenova/s/ns-old"),
+    }
+
+
+def test_no_datapath_no_datapath_suspects():
+    assert found(Snapshot(instances={})) == set()

@@ -6,20 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import aiohttp
 from kubernetes_asyncio import client
 
 from kubenova import GROUP, VERSION, metrics
-from kubenova.audit.decide import InstanceView, OrphanTracker, Snapshot, Suspect, suspects
+from kubenova.audit.decide import (
+    DatapathView,
+    InstanceView,
+    OrphanTracker,
+    Snapshot,
+    Suspect,
+    suspects,
+)
 from kubenova.audit.images import BaseImageJanitor
 from kubenova.conductor.context import Conductor
 from kubenova.kube.client import ApiException
+from kubenova.network.datapath import DatapathError
+from kubenova.network.datapath.names import tap_name
 from kubenova.network.ports import INSTANCE_LABEL
 from kubenova.virt.driver import DriverError
 
 log = logging.getLogger("kubenova.audit")
 API_ERRORS = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
+CLEANUP_ERRORS = (DriverError, DatapathError, *API_ERRORS)
 
 
 class Auditor:
@@ -36,6 +47,7 @@ class Auditor:
     async def snapshot(self) -> Snapshot:
         """What instances may own, then the instances (the order is a guard: decide.py)."""
         objects = self.c.objects
+        inventory = await self.c.datapath.inventory() if self.c.datapath else None
         quotas = await objects.list("quotas")
         volumes = await objects.list("volumes")
         ports = await objects.list("ports", label_selector=INSTANCE_LABEL)
@@ -46,6 +58,20 @@ class Auditor:
                 vms += [(host, uid) for uid in await compute.driver.list_instances()]
             except (DriverError, *API_ERRORS) as err:
                 log.warning("audit: could not list the VMs of %s: %r", host, err)
+        datapath = None
+        if inventory is not None:
+            networks = await objects.list("networks")
+            all_ports = await objects.list("ports")
+            datapath = DatapathView(
+                namespaces=[(n.netns, n.network_uid) for n in inventory.namespaces],
+                taps=[(n.netns, t.name, t.up) for n in inventory.namespaces for t in n.taps],
+                strays=[
+                    *(("dnsmasq", str(pid)) for pid in inventory.stray_dnsmasq),
+                    *(("datapath_dir", str(d)) for d in inventory.stray_dirs),
+                ],
+                networks=frozenset(n["metadata"]["uid"] for n in networks),
+                port_taps=frozenset(tap_name(p["metadata"]["uid"]) for p in all_ports),
+            )
         instances = await objects.list("instances")
         return Snapshot(
             instances={i["metadata"]["uid"]: InstanceView.of(i) for i in instances},
@@ -76,6 +102,7 @@ class Auditor:
                 for q in quotas
                 for uid, entry in ((q.get("status") or {}).get("allocations") or {}).items()
             ],
+            datapath=datapath,
         )
 
     async def run_once(self) -> list[Suspect]:
@@ -91,7 +118,7 @@ class Auditor:
             try:
                 if await self.remove(suspect):
                     removed.append(suspect)
-            except (DriverError, *API_ERRORS) as err:
+            except CLEANUP_ERRORS as err:
                 log.warning("audit: could not remove %s: %r", suspect, err)
                 continue
             self.tracker.forget(suspect)
@@ -128,11 +155,26 @@ class Auditor:
             namespace, uid = suspect.key
             if not await self.c.quotas.release(namespace, uid):
                 return False
+        elif kind in ("netns", "tap", "dnsmasq", "datapath_dir"):
+            await self._remove_datapath(kind, suspect.key)
         else:  # pragma: no cover - decide.py makes only the kinds above
             raise ValueError(kind)
         metrics.AUDIT_CLEANUPS.labels(kind).inc()
         log.warning("audit: removed %s (%s)", suspect, suspect.why)
         return True
+
+    async def _remove_datapath(self, kind: str, key: tuple[str, ...]) -> None:
+        datapath = self.c.datapath
+        if datapath is None:  # pragma: no cover - no datapath, no such suspects
+            return
+        if kind == "netns":
+            await datapath.remove_namespace(key[0])
+        elif kind == "tap":
+            await datapath.unplug_tap(*key)
+        elif kind == "dnsmasq":
+            await datapath.stop_stray_dnsmasq(int(key[0]))
+        else:
+            await datapath.remove_stray_dir(Path(key[0]))
 
     async def _delete_port(self, namespace: str, name: str, uid: str | None) -> bool:
         """Delete the Port only if it is still the same object (a uid precondition): its name,

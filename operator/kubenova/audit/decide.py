@@ -10,7 +10,11 @@ A *suspect* is something made on an instance's behalf whose instance does not ow
   host;
 - `volume_attachment`: a Volume in-use by an instance that does not exist, or that rests in
   ERROR without a host;
-- `quota`: a quota ledger entry of an Instance or Volume that does not exist.
+- `quota`: a quota ledger entry of an Instance or Volume that does not exist;
+- the embedded datapath's (made on a Network's or a Port's behalf): `netns`, a Network's
+  namespace (bridge, dnsmasq) whose Network does not exist; `tap`, a tap no qemu holds whose
+  Port does not exist; `dnsmasq` and `datapath_dir`, a dnsmasq or a state directory whose
+  namespace is gone.
 
 "Rests" means vmState ACTIVE, STOPPED or ERROR with no task state and no deletion under way:
 while a build step, an action or a deletion runs, what the instance holds is changing and it is
@@ -32,7 +36,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("vm", "port", "claim", "volume_attachment", "quota")
+KINDS = (
+    "vm",
+    "port",
+    "claim",
+    "volume_attachment",
+    "quota",
+    "netns",
+    "tap",
+    "dnsmasq",
+    "datapath_dir",
+)
 RESTING_VM_STATES = frozenset({"ACTIVE", "STOPPED", "ERROR"})
 
 
@@ -77,6 +91,24 @@ class Snapshot:
     """(namespace, volume name, instance uid) of every in-use Volume."""
     quota: Sequence[tuple[str, str, str]] = ()
     """(namespace, consumer uid, kind Instance|Volume) of every quota ledger entry."""
+    datapath: DatapathView | None = None
+    """The embedded datapath, if this operator has one (taken before the Networks and Ports)."""
+
+
+@dataclass(frozen=True)
+class DatapathView:
+    """What the datapath made, and what may own it."""
+
+    namespaces: Sequence[tuple[str, str | None]] = ()
+    """(namespace, the uid of the Network it serves; None if its record is lost)."""
+    taps: Sequence[tuple[str, str, bool]] = ()
+    """(namespace, tap, held by a qemu)."""
+    strays: Sequence[tuple[str, str]] = ()
+    """("dnsmasq", pid) or ("datapath_dir", path): whose namespace is gone."""
+    networks: frozenset[str] = frozenset()
+    """Every Network's uid."""
+    port_taps: frozenset[str] = frozenset()
+    """The tap name of every Port."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +171,22 @@ def _suspects(snap: Snapshot) -> Iterator[Suspect]:
         exists = uid in snap.volumes if kind == "Volume" else uid in instances
         if not exists:
             yield Suspect("quota", (namespace, uid), uid, f"{kind} {uid} no longer exists")
+    if snap.datapath is not None:
+        yield from _datapath_suspects(snap.datapath)
+
+
+def _datapath_suspects(view: DatapathView) -> Iterator[Suspect]:
+    gone = set()
+    for netns, network in view.namespaces:
+        if network is None or network not in view.networks:
+            gone.add(netns)
+            why = f"network {network} no longer exists" if network else "its network is unknown"
+            yield Suspect("netns", (netns,), network or "", why)
+    for netns, tap, held in view.taps:
+        if netns not in gone and not held and tap not in view.port_taps:
+            yield Suspect("tap", (netns, tap), "", "its port no longer exists")
+    for kind, what in view.strays:
+        yield Suspect(kind, (what,), "", "its namespace is gone")
 
 
 def _on(host: str | None) -> str:

@@ -15,6 +15,7 @@ from kubenova.conductor.status import StatusWriter
 from kubenova.config import OperatorConfig
 from kubenova.image.cache import ImageCache
 from kubenova.kube.client import Objects
+from kubenova.network.datapath import Datapath
 from kubenova.network.ports import Owner, Ports
 from kubenova.quota.ledger import Quotas
 from kubenova.scheduler.config import SchedulerConfig
@@ -118,6 +119,9 @@ class Conductor:
     volumes: VolumeBackend
     quotas: Quotas
     hosts: ComputeHosts = field(default_factory=ComputeHosts)
+    datapath: Datapath | None = None
+    """The embedded QEMU hosts' tenant datapath (None: no embedded QEMU host, or the start
+    probe found it cannot run here); the Network agent and the audit use it too."""
     scheduling: SchedulerConfig = field(default_factory=SchedulerConfig)
     start_timeout: float = 120.0
     """Seconds spawn, start and reboot wait for the VM to run (else the build fails)."""

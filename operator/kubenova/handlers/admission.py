@@ -27,6 +27,7 @@ from kubenova.admission.volume import (
 )
 from kubenova.config import OperatorConfig
 from kubenova.kube.client import Objects
+from kubenova.network.ports import in_use_message
 from kubenova.pki import ensure_certificates
 
 log = logging.getLogger("kubenova.admission")
@@ -168,3 +169,11 @@ async def validate_volume_delete(namespace, name, status, memo, **_):
     owner = status.get("attachedToUid")
     exists = uid is not None and (owner is None or owner == uid)
     _refuse(volume_delete_problems(name, status, exists))
+
+
+@kopf.on.validate(GROUP, VERSION, "networks", operations=["DELETE"], id="network-delete")
+async def validate_network_delete(namespace, name, memo, **_):
+    """A Network with Ports cannot be deleted (neutron's NetworkInUse, 409); read fresh."""
+    ports = await memo.conductor.ports.on_network(namespace, name)
+    if ports:
+        _refuse([Problem(in_use_message(name, ports), 409)])

@@ -21,6 +21,7 @@ from kubenova.image.cache import ImageCache
 from kubenova.image.importer import ImageImporter
 from kubenova.kube import events, permissions
 from kubenova.kube.client import Objects, new_api_client
+from kubenova.network.datapath import Datapath, probe
 from kubenova.network.ports import Ports
 from kubenova.quota.ledger import Quotas
 from kubenova.scheduler.filter_scheduler import FilterScheduler
@@ -87,6 +88,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         boot_timeout=config.boot_timeout,
     )
     capacity = HostCapacity.of_machine(state_dir, share=max(1, config.hosts))
+    qemu_hosts = config.driver != "fake" and bool(config.host_names())
+    datapath, datapath_problem = await embedded_datapath(state_dir) if qemu_hosts else (None, None)
+    conductor.datapath = datapath
     tasks = []
     for name in config.host_names():
         registration = HostRegistration(
@@ -95,7 +99,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         await registration.register()
         tasks.append(asyncio.create_task(registration.heartbeat_forever(), name=f"hb-{name}"))
         driver = (
-            FakeDriver(name) if config.driver == "fake" else QemuProcessDriver(state_dir / name)
+            FakeDriver(name)
+            if config.driver == "fake"
+            else QemuProcessDriver(
+                state_dir / name,
+                datapath=datapath,
+                datapath_problem=datapath_problem,
+                host=name,
+            )
         )
         conductor.hosts.local[name] = ComputeHost(name, driver, registration)
     # host failure and the audit (issue 7 parts 4-5): background tasks, cancelled at cleanup
@@ -126,6 +137,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         config.metrics_host,
         config.metrics_port,
     )
+
+
+async def embedded_datapath(state_dir) -> tuple[Datapath | None, str | None]:
+    """The one Datapath all embedded QEMU hosts share, or None and why not: asked once here,
+    so a missing privilege is one clear line now, not a puzzling failure at every spawn
+    (instances without networks still boot)."""
+    found = await probe()
+    if not found.ok:
+        log.error("%s; instances with networks cannot spawn on the embedded hosts", found.message())
+        return None, found.message()
+    datapath = Datapath.of_operator(state_dir)
+    log.info("embedded datapath: scope %s, files in %s", datapath.scope, datapath.state_dir)
+    return datapath, None
 
 
 @kopf.on.cleanup()

@@ -80,6 +80,8 @@ class Reason(StrEnum):
     VOLUME_EXTENDED = "VolumeExtended"
     VOLUME_EXTEND_REFUSED = "VolumeExtendRefused"
     VOLUME_EXTEND_FAILED = "VolumeExtendFailed"
+    # Network (handlers/network.py)
+    NETWORK_IN_USE = "NetworkInUse"
     # Keypair (handlers/keypair.py)
     INVALID_PUBLIC_KEY = "InvalidPublicKey"
 
@@ -106,6 +108,7 @@ WARNINGS: frozenset[Reason] = frozenset(
         Reason.VOLUME_EXTEND_REFUSED,
         Reason.VOLUME_EXTEND_FAILED,
         Reason.INVALID_PUBLIC_KEY,
+        Reason.NETWORK_IN_USE,
     }
 )
 

@@ -69,6 +69,12 @@ class Ports:
             PLURAL, owner.namespace, label_selector=f"{INSTANCE_LABEL}={owner.uid}"
         )
 
+    async def on_network(self, namespace: str, network: str) -> list[str]:
+        """The names of the Ports on `network`, read fresh (a delete decision, not a hot
+        path): whoever made them, labelled or not."""
+        ports = await self.objects.list(PLURAL, namespace)
+        return sorted(p["metadata"]["name"] for p in ports if p["spec"]["network"] == network)
+
     async def allocate(
         self,
         owner: Owner,
@@ -177,3 +183,12 @@ class Ports:
             meta = port["metadata"]
             await self.objects.delete(PLURAL, meta["name"], owner.namespace, uid=meta["uid"])
         return [p["spec"]["ipAddress"] for p in ports]
+
+
+def in_use_message(network: str, ports: list[str]) -> str:
+    """Why `network` cannot go yet (neutron's NetworkInUse)."""
+    shown = ", ".join(ports[:5]) + (", ..." if len(ports) > 5 else "")
+    return (
+        f"network {network} is in use by {len(ports)} port(s) ({shown}): delete their "
+        "instances first; the network is removed once they are gone"
+    )

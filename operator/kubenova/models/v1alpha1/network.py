@@ -83,9 +83,22 @@ class PortSpec(KubeModel):
     """The Instance this port belongs to, by name."""
 
 
+class PortBinding(KubeModel):
+    """Where the Port is plugged (neutron's binding:host_id and VIF details)."""
+
+    host: str | None = None
+    bridge: str | None = None
+    """The Network's bridge, inside `netns` (embedded QEMU hosts)."""
+    tap: str | None = None
+    netns: str | None = None
+    """The Network's namespace: `nsenter --net=/run/netns/<netns>` reaches the guest."""
+
+
 class PortStatus(KubeModel):
     phase: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"] | None = None
+    """ACTIVE once the VM holds its tap (Nova's network-vif-plugged); BUILD until then."""
     host: str | None = None
+    binding: PortBinding | None = None
 
 
 class Port(Resource):
@@ -99,6 +112,8 @@ class Port(Resource):
             PrinterColumn("MAC", ".spec.macAddress"),
             PrinterColumn("Device", ".spec.deviceId"),
             PrinterColumn("Status", ".status.phase"),
+            PrinterColumn("Host", ".status.binding.host", priority=1),
+            PrinterColumn("Tap", ".status.binding.tap", priority=1),
             AGE,
         ),
     )

@@ -152,6 +152,13 @@ class Datapath:
         self._nsenter_binary = nsenter_binary
         self.dnsmasq_user = dnsmasq_user
 
+    @classmethod
+    def of_operator(cls, operator_state_dir: Path) -> Datapath:
+        """The datapath of the operator whose state lives in `operator_state_dir`: its scope
+        from that directory (a restart finds its namespaces again), its files in RUN_DIR."""
+        scope = names.scope_of(operator_state_dir)
+        return cls(names.RUN_DIR / scope, scope=scope)
+
     # -- names and commands -------------------------------------------------------------------
     def netns(self, network_uid: str) -> str:
         return names.netns_name(self.scope, network_uid)
@@ -354,18 +361,45 @@ class Datapath:
         removed = []
         for found in inventory.namespaces:
             if found.netns not in keep_netns:
-                await self._remove_netns(found.netns)
+                await self.remove_namespace(found.netns)
                 removed.append(found.netns)
         for pid in inventory.stray_dnsmasq:
             pidfile = _pidfile_arg(pid)
             if pidfile is not None and pidfile.parent.name not in keep_netns:
-                await dnsmasq.stop_pid(pid, pidfile)
+                await self.stop_stray_dnsmasq(pid)
                 removed.append(f"dnsmasq {pid}")
         for directory in inventory.stray_dirs:
             if directory.name not in keep_netns:
-                await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+                await self.remove_stray_dir(directory)
                 removed.append(str(directory))
+        with contextlib.suppress(OSError):  # nothing left of this scope: its directory too
+            self.state_dir.rmdir()
         return removed
+
+    async def remove_namespace(self, netns: str) -> list[int]:
+        """remove_network by the namespace's name (the audit's: its Network may be unknown)."""
+        if names.parse_netns(netns) is None:
+            raise DatapathError(f"{netns} is not a kubenova namespace")
+        return await self._remove_netns(netns)
+
+    async def unplug_tap(self, netns: str, tap: str) -> None:
+        """Delete one tap by name (the audit's: its Port is gone)."""
+        if not names.is_tap_name(tap):
+            raise DatapathError(f"{tap} is not a kubenova tap")
+        async with self._lock(netns):
+            if (names.NETNS_DIR / netns).exists():
+                await self.fabric.delete_link(netns, tap)
+
+    async def stop_stray_dnsmasq(self, pid: int) -> None:
+        """Stop a dnsmasq of this datapath whose namespace is gone."""
+        pidfile = _pidfile_arg(pid)
+        if pidfile is not None and pidfile.is_relative_to(self.state_dir):
+            await dnsmasq.stop_pid(pid, pidfile)
+
+    async def remove_stray_dir(self, directory: Path) -> None:
+        """Remove a state directory of this datapath that has no namespace."""
+        if directory.parent == self.state_dir and names.parse_netns(directory.name):
+            await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
 
     # -- building blocks ----------------------------------------------------------------------
     def _lock(self, netns: str) -> asyncio.Lock:

@@ -18,6 +18,10 @@ from pathlib import Path
 NETNS_PREFIX = "kubenova-"
 NETNS_DIR = Path("/run/netns")
 """Where `ip netns` keeps named namespaces (bind mounts of /proc/<pid>/ns/net)."""
+RUN_DIR = Path("/run/kubenova")
+"""Where an operator's datapath keeps dnsmasq's files, one directory per scope: on tmpfs, as
+the namespaces are, so both go with a reboot; and searchable by dnsmasq's unprivileged user
+wherever the operator's own state directory is."""
 SCOPE_LEN = 8
 NETWORK_HASH_LEN = 12
 IFNAME_HASH_LEN = 11
