@@ -3,6 +3,7 @@ real process whose instances are all deleted through it before it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from kubenova import GROUP, VERSION, WEBHOOK_CONFIGURATION
 from kubenova.admission.probe import webhook_answers  # noqa: F401  (the tests' import)
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
+from kubenova.network.datapath import Datapath
 
 
 @dataclass
@@ -114,8 +116,38 @@ def running_operator(
                 )
         try:
             wait_for(lambda: not all_instances(api), 180, "instances to be deleted")
+            delete_networks(api)  # their finalizer removes what the datapath made for them
         finally:
             process.stop()
+        assert_no_datapath_left(work / "state")
+
+
+def all_networks(api: client.ApiClient) -> list[dict]:
+    custom = client.CustomObjectsApi(api)
+    return custom.list_cluster_custom_object(GROUP, VERSION, "networks")["items"]
+
+
+def delete_networks(api: client.ApiClient) -> None:
+    """Delete every Network and wait until they are gone (through the running operator)."""
+    custom = client.CustomObjectsApi(api)
+    for net in all_networks(api):
+        meta = net["metadata"]
+        with contextlib.suppress(client.ApiException):
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], "networks", meta["name"]
+            )
+    wait_for(lambda: not all_networks(api), 60, "networks to be deleted")
+
+
+def assert_no_datapath_left(state_dir: Path) -> None:
+    """Nothing of the operator's embedded datapath (namespace, bridge, tap, dnsmasq, file) is
+    left once its Networks are gone; what is found is removed, and the test fails naming it."""
+    datapath = Datapath.of_operator(state_dir.resolve())
+    left = asyncio.run(datapath.inventory())
+    if left.empty:
+        return
+    removed = asyncio.run(datapath.cleanup())
+    raise AssertionError(f"the datapath left {left} (now removed: {removed})")
 
 
 def remove_webhooks(api: client.ApiClient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import pytest
 from kubernetes import client
@@ -21,6 +22,12 @@ PUBLIC_KEY = (
 )
 FINGERPRINT = "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"  # ssh-keygen -l of the key
 USER_DATA = "#cloud-config\nwrite_files:\n- path: /etc/motd\n  content: hello from kubenova\n"
+
+
+def ping(netns: str, address: str) -> bool:
+    """One ping from inside a Network's namespace (the host side of its bridge)."""
+    argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "busybox", "ping", "-c1", "-W1", address]
+    return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
 
 
 def test_two_networks_keypair_user_data_and_volume(operator, boot, api, namespace):
@@ -65,7 +72,20 @@ def test_two_networks_keypair_user_data_and_volume(operator, boot, api, namespac
     assert {n: (p["spec"]["ipAddress"], p["spec"]["macAddress"]) for n, p in held.items()} == {
         n: (a["ip"], a["mac"]) for n, a in addresses.items()
     }
-    assert all(p["status"] == {"phase": "ACTIVE", "host": HOST} for p in held.values())
+    bindings = {}
+    for network, port in held.items():
+        port_status = port["status"]
+        assert (port_status["phase"], port_status["host"]) == ("ACTIVE", HOST), port_status
+        binding = port_status["binding"]  # the tap on the Network's bridge, in its namespace
+        assert binding["host"] == HOST and binding["tap"].startswith("tap"), binding
+        assert binding["bridge"].startswith("brq") and binding["netns"].startswith("kubenova-")
+        bindings[network] = binding
+    assert bindings["front"]["netns"] != bindings["back"]["netns"]
+    # Each address answers from its own Network's namespace (a qemu with NICs on two
+    # Networks holds each tap by fd), and from nowhere else.
+    for network, ip in (("front", "192.168.50.10"), ("back", "10.60.0.1")):
+        wait_for(lambda: ping(bindings[network]["netns"], ip), 60, f"{ip} to answer on {network}")
+    assert not ping(bindings["back"]["netns"], "192.168.50.10")
 
     instance_dir = operator.state_dir / HOST / "instances" / uid
     console = (instance_dir / "console.log").read_text(errors="replace")

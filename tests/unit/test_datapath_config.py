@@ -90,9 +90,17 @@ def test_ipv6_network_gets_dns_but_no_dhcp_range():
     assert NetworkConfig.interface_address(net) == "2001:db8::1/64"
 
 
-def test_a_network_without_gateway_or_inside_dns_has_no_host_address():
+def test_a_network_without_gateway_serves_dhcp_from_its_last_host_address():
     net = NetworkConfig(uid="u", cidr="10.1.0.0/24", dns_servers=("8.8.8.8",), name="p/n")
-    with pytest.raises(DatapathError, match="p/n has no gateway"):
+    assert str(net.host_address()) == "10.1.0.254"
+    argv = dnsmasq_argv("dnsmasq", net, "br", FILES, "nobody")
+    assert "--listen-address=10.1.0.254" in argv
+    assert "--dhcp-option=option:router" in argv  # an empty router option: no default route
+
+
+def test_a_network_with_no_address_to_spare_has_no_host_address():
+    net = NetworkConfig(uid="u", cidr="10.1.0.0/31", name="p/n")
+    with pytest.raises(DatapathError, match=r"p/n .* has no gateway and no address to spare"):
         net.host_address()
 
 

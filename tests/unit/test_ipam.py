@@ -6,7 +6,13 @@ import ipaddress
 
 import pytest
 
-from kubenova.network.ipam import AddressError, Subnet, mac_address, port_name
+from kubenova.network.ipam import (
+    AddressError,
+    Subnet,
+    dhcp_server_address,
+    mac_address,
+    port_name,
+)
 
 
 def subnet(**spec) -> Subnet:
@@ -23,7 +29,8 @@ def test_hosts_skip_network_broadcast_gateway_and_dns():
 
 @pytest.mark.parametrize(
     ("cidr", "size"),
-    [("10.0.0.0/24", 254), ("10.0.0.0/30", 2), ("10.0.0.0/31", 2), ("10.0.0.7/32", 1)],
+    # Without a gateway the last host address is the DHCP server's (none spare in /31, /32).
+    [("10.0.0.0/24", 253), ("10.0.0.0/30", 1), ("10.0.0.0/31", 2), ("10.0.0.7/32", 1)],
 )
 def test_size_matches_the_hosts_walked(cidr, size):
     net = Subnet.of_spec({"cidr": cidr})
@@ -46,7 +53,7 @@ def test_free_skips_used_addresses():
     ("address", "why"),
     [
         ("10.0.1.5", "outside the network's CIDR 10.0.0.0/24"),
-        ("10.0.0.1", "gateway or a DNS server"),
+        ("10.0.0.1", "gateway, DHCP server or a DNS server"),
         ("10.0.0.0", "network or broadcast"),
         ("10.0.0.255", "network or broadcast"),
     ],
@@ -54,6 +61,16 @@ def test_free_skips_used_addresses():
 def test_fixed_ip_refusals_say_why(address, why):
     with pytest.raises(AddressError, match=why):
         subnet(gateway="10.0.0.1").check_fixed(address)
+
+
+def test_without_gateway_the_dhcp_server_takes_the_last_host_address():
+    net = subnet(dnsServers=["8.8.8.8"])
+    assert str(dhcp_server_address(net.network, None, ["8.8.8.8"])) == "10.0.0.254"
+    assert "10.0.0.254" not in {str(a) for a in net.hosts()}
+    with pytest.raises(AddressError, match="DHCP server"):
+        net.check_fixed("10.0.0.254")
+    assert str(dhcp_server_address(net.network, "10.0.0.1")) == "10.0.0.1"
+    assert dhcp_server_address(ipaddress.ip_network("10.0.0.0/31"), None) is None
 
 
 def test_fixed_ip_accepted():

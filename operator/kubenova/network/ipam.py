@@ -22,6 +22,26 @@ class AddressError(ValueError):
     """A requested address cannot be used on this network; the message says why."""
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def dhcp_server_address(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    gateway: str | None,
+    dns_servers: Iterable[str] = (),
+) -> Address | None:
+    """Where the Network's DHCP server answers (neutron's DHCP port): the gateway, else the
+    first DNS server inside the network, else its last host address, which `Subnet` then keeps
+    out of the pool. None for a network too small to spare one (/31, /32, IPv6 /127, /128)."""
+    for text in (gateway, *dns_servers):
+        if text and ipaddress.ip_address(text) in network:
+            return ipaddress.ip_address(text)
+    if network.num_addresses <= 2:
+        return None
+    last = network[-1]
+    return last - 1 if network.version == 4 else last  # IPv4: before the broadcast address
+
+
 @dataclass(frozen=True)
 class Subnet:
     """The allocatable addresses of a Network's spec."""
@@ -32,9 +52,13 @@ class Subnet:
     @classmethod
     def of_spec(cls, spec: dict) -> Subnet:
         network = ipaddress.ip_network(spec["cidr"], strict=False)
-        reserved = {ipaddress.ip_address(a) for a in spec.get("dnsServers") or []}
+        dns = spec.get("dnsServers") or []
+        reserved = {ipaddress.ip_address(a) for a in dns}
         if spec.get("gateway"):
             reserved.add(ipaddress.ip_address(spec["gateway"]))
+        dhcp = dhcp_server_address(network, spec.get("gateway"), dns)
+        if dhcp is not None:
+            reserved.add(dhcp)
         return cls(network, frozenset(reserved))
 
     @property
@@ -42,7 +66,7 @@ class Subnet:
         return self.network.prefixlen
 
     def hosts(self) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-        """Allocatable addresses in order: the network's hosts minus gateway and DNS servers
+        """Allocatable addresses in order: the network's hosts minus gateway, DHCP and DNS servers
         (IPv4 /31 and /32 have no network or broadcast address to skip)."""
         for address in itertools.islice(self.network.hosts(), MAC_SPACE):
             if address not in self.reserved:
@@ -74,7 +98,9 @@ class Subnet:
         if address not in self.network:
             raise AddressError(f"fixed IP {text} is outside the network's CIDR {self.network}")
         if address in self.reserved:
-            raise AddressError(f"fixed IP {text} is the network's gateway or a DNS server")
+            raise AddressError(
+                f"fixed IP {text} is the network's gateway, DHCP server or a DNS server"
+            )
         if not self.usable(address):
             raise AddressError(f"fixed IP {text} is the network or broadcast address")
         return address

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenova.network.datapath.names import dns_label
+from kubenova.network.ipam import dhcp_server_address
 
 #: neutron's default dns_domain.
 DEFAULT_DOMAIN = "openstacklocal"
@@ -62,15 +63,15 @@ class NetworkConfig:
 
     def host_address(self) -> IPAddress:
         """The bridge's address in the namespace, from which dnsmasq answers and tests reach
-        guests: the gateway, else the first DNS server inside the CIDR (both are kept out of
-        the Port allocation pool); without either no address is free for it."""
-        for text in (self.gateway, *self.dns_servers):
-            if text and ipaddress.ip_address(text) in self.network:
-                return ipaddress.ip_address(text)
-        raise DatapathError(
-            f"network {self.name or self.uid} has no gateway: the embedded datapath puts the "
-            "gateway address on the network's bridge and serves DHCP from it"
-        )
+        guests: the Network's DHCP server address (ipam.dhcp_server_address: the gateway, a DNS
+        server inside it, else its last host address; all kept out of the Port pool)."""
+        address = dhcp_server_address(self.network, self.gateway, self.dns_servers)
+        if address is None:
+            raise DatapathError(
+                f"network {self.name or self.uid} ({self.cidr}) has no gateway and no address "
+                "to spare for its DHCP server: give it a gateway or a larger CIDR"
+            )
+        return address
 
     def interface_address(self) -> str:
         """`address/prefix` for `ip addr add`."""

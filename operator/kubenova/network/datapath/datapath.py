@@ -259,6 +259,14 @@ class Datapath:
             return []
         return parse_leases(text)
 
+    def dhcp_log_size(self, network_uid: str) -> int:
+        """Where the Network's DHCP log ends now (0 if it has none yet): an offset for
+        dhcp_events to see only what comes after."""
+        try:
+            return self.dhcp_log(network_uid).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def dhcp_log(self, network_uid: str) -> Path:
         """dnsmasq's log (--log-dhcp): DHCPDISCOVER/REQUEST/ACK lines with the client's MAC."""
         return self.files(self.netns(network_uid)).log
@@ -269,15 +277,18 @@ class Datapath:
         log_path = self.dhcp_log(network_uid)
 
         def read() -> tuple[str, int]:
+            start = offset
             try:
                 with log_path.open("rb") as handle:
-                    handle.seek(offset)
+                    if os.fstat(handle.fileno()).st_size < offset:
+                        start = 0  # a new log (the Network was set up again): all of it is new
+                    handle.seek(start)
                     data = handle.read()
             except FileNotFoundError:
                 return "", offset
             # Only whole lines: dnsmasq may be in the middle of writing the last one.
             whole = data[: data.rfind(b"\n") + 1]
-            return whole.decode(errors="replace"), offset + len(whole)
+            return whole.decode(errors="replace"), start + len(whole)
 
         text, end = await asyncio.to_thread(read)
         return parse_dhcp_log(text), end

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kubenova.metadata.nocloud import SeedError
-from kubenova.models.v1alpha1.states import PowerState
+from kubenova.models.v1alpha1.states import GuestSignal, PowerState
 from kubenova.network.datapath import Datapath
 from kubenova.timestamps import iso, now
 from kubenova.tools import ToolNotFound, find_tool
@@ -164,6 +164,8 @@ class QemuProcessDriver(ComputeDriver):
             raise DriverError(f"instance {instance_id} is not running: no guest to wait for")
         record = BootRecord.load(paths.root) or BootRecord(0, iso(now()))
         regex = compile_regex(record.booted_regex)
+        plugged = await asyncio.to_thread(nics.load, paths.root) if self.datapath else ()
+        dhcp = record.dhcp_offsets
         loop = asyncio.get_running_loop()
         deadline = loop.time() + boot_timeout
         offset, tail_text = record.console_offset, ""
@@ -175,12 +177,18 @@ class QemuProcessDriver(ComputeDriver):
             sign = first_sign(text, regex)
             if sign is not None:
                 return GuestBoot(sign.signal, sign.line, now())
+            if plugged:
+                asked, dhcp = await nics.dhcp_request(self.datapath, plugged, dhcp)
+                if asked is not None:
+                    return GuestBoot(GuestSignal.DHCP, asked, now())
             if not running:
                 raise DriverError(
                     f"qemu exited before the guest showed it is up; {console_note(tail_text)}"
                 )
             if loop.time() >= deadline:
                 watched = "cloud-init's final line, kubenova-guest's announcement"
+                if plugged:
+                    watched = f"the Networks' DHCP logs for the Ports' MACs, {watched}"
                 if regex is not None:
                     watched += f", the Image's regex {regex.pattern!r}"
                 note = console_note(tail_text)
@@ -196,7 +204,7 @@ class QemuProcessDriver(ComputeDriver):
             pid = process.pid_from_file(paths.pidfile, instance_id)
             if pid is not None and hard:
                 previous = BootRecord.load(paths.root)
-                self._record_boot(paths, previous.booted_regex if previous else None)
+                await self._record_boot(paths, previous.booted_regex if previous else None)
                 try:
                     await qmp.execute(paths.root / QMP_SOCKET, "system_reset")
                 except qmp.QmpError as err:
@@ -286,7 +294,7 @@ class QemuProcessDriver(ComputeDriver):
         if plan is not None:
             await asyncio.to_thread(nics.save, paths.root, plan.nics)
             await self._plug(paths)
-        self._record_boot(paths, regex)
+        await self._record_boot(paths, regex)
         accel = process.argument_after(argv, "-accel")
         log.info("starting %s (%s, %s)", request.name, request.instance_id, accel)
         return await self._start(request.instance_id, paths, argv)
@@ -305,10 +313,13 @@ class QemuProcessDriver(ComputeDriver):
             raise DriverError(f"qemu exited right after starting; {console_note(text)}")
         return pid
 
-    @staticmethod
-    def _record_boot(paths: InstancePaths, regex: str | None) -> None:
-        """A boot begins where the console ends now (called before qemu starts or resets)."""
-        BootRecord(log_size(paths.console), iso(now()), regex).save(paths.root)
+    async def _record_boot(self, paths: InstancePaths, regex: str | None) -> None:
+        """A boot begins where the console and its Networks' DHCP logs end now (called before
+        qemu starts or resets)."""
+        plugged = await asyncio.to_thread(nics.load, paths.root)
+        offsets = nics.dhcp_offsets(self.datapath, plugged) if plugged and self.datapath else {}
+        record = BootRecord(log_size(paths.console), iso(now()), regex, offsets)
+        await asyncio.to_thread(record.save, paths.root)
 
     def _info(
         self, instance_id: str, paths: InstancePaths, pid: int, boot: dict[str, str] | None
@@ -349,7 +360,7 @@ class QemuProcessDriver(ComputeDriver):
         except (OSError, ValueError) as err:
             raise DriverError(f"{instance_id} cannot be started: {err}") from err
         previous = BootRecord.load(paths.root)
-        self._record_boot(paths, previous.booted_regex if previous else None)
+        await self._record_boot(paths, previous.booted_regex if previous else None)
         try:
             async with asyncio.timeout(start_timeout):
                 await self._plug(paths)  # taps stay while stopped; again after a host reboot

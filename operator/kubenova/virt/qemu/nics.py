@@ -29,6 +29,9 @@ from kubenova.network.datapath.tapfd import open_tap
 from kubenova.virt.driver import DriverError, SpawnRequest, Vif
 
 NICS_FILE = "nics.json"
+#: What dnsmasq logs of a guest asking for an address: the guest OS is up (its DHCP client
+#: runs), whatever the image (GuestSignal.DHCP).
+DHCP_ASKS = frozenset({"DHCPDISCOVER", "DHCPREQUEST"})
 #: How long the taps may take to show carrier once qemu runs (it opened them before
 #: daemonizing, so this is a formality).
 UP_WITHIN = 5.0
@@ -198,6 +201,29 @@ def close_fds(fds: Iterable[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def dhcp_offsets(datapath: Datapath, nics: Iterable[Nic]) -> dict[str, int]:
+    """Where each NIC's Network's DHCP log ends now (taken before qemu starts a boot)."""
+    return {net.uid: datapath.dhcp_log_size(net.uid) for net in _networks(nics)}
+
+
+async def dhcp_request(
+    datapath: Datapath, nics: Sequence[Nic], offsets: dict[str, int]
+) -> tuple[str | None, dict[str, int]]:
+    """The first DHCP request for one of the NICs' MACs logged after `offsets` (a line for the
+    guest boot's condition message, None if none yet), and the offsets to read from next."""
+    macs = {n.port.mac.lower(): n for n in nics}
+    after = dict(offsets)
+    for network in _networks(nics):
+        events, after[network.uid] = await datapath.dhcp_events(
+            network.uid, offsets.get(network.uid, 0)
+        )
+        for event in events:
+            nic = macs.get(event.mac)
+            if event.kind in DHCP_ASKS and nic is not None and nic.network.uid == network.uid:
+                return f"{event.kind} from {event.mac} on network {network.name}", after
+    return None, after
 
 
 def _networks(nics: Iterable[Nic]) -> list[NetworkConfig]:
