@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the test guests: Debian's cloud kernel + a busybox initramfs whose /init reads the NoCloud
 # seed (hack/guest/init), on a FAT "superfloppy" booted by syslinux. Two disks from one init:
-# - busybox.qcow2: applies the seed's static network-config and announces the boot on ttyS0 in
+# - busybox.qcow2: applies the seed's network-config (static, or DHCP where it says dhcp4) and
+#   announces the boot on ttyS0 in
 #   kubenova's own line (`kubenova-guest booted ...`);
 # - busybox-dhcp.qcow2 (the flag file /etc/busybox-dhcp in its initramfs): a stock-image-style
 #   guest that never prints that line, ignores network-config and configures its NICs by DHCP
-#   (busybox udhcpc and a default script that applies the lease), as a stock cloud image does.
+#   (busybox udhcpc and its default script /etc/udhcpc/default.script, which applies the
+#   lease), as a stock cloud image does.
 # Made from files only (mkfs.vfat, syslinux and mtools work on the image file): no mount, no loop
 # device. Cached per kernel and per content of this script, the init and the udhcpc script.
 source "$(dirname "$0")/lib.sh"
@@ -68,12 +70,13 @@ if [[ ! -f "$out/busybox.qcow2" || ! -f "$out/busybox-dhcp.qcow2" ]]; then
     (cd "$1" && find . -mindepth 1 | sort |
       cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$2"
   }
+  # udhcpc's default script: both guests use DHCP where network-config says dhcp4.
+  mkdir -p "$root/etc/udhcpc"
+  install -m 0755 "$HACK_DIR/guest/udhcpc.script" "$root/etc/udhcpc/default.script"
   initramfs "$root" "$work/boot/initrd.gz"
-  # The stock-style variant: the same tree, the flag file and udhcpc's default script.
+  # The stock-style variant: the same tree and the flag file.
   cp -a "$root" "$work/initramfs-dhcp"
   : >"$work/initramfs-dhcp/etc/busybox-dhcp"
-  mkdir -p "$work/initramfs-dhcp/usr/share/udhcpc"
-  install -m 0755 "$HACK_DIR/guest/udhcpc.script" "$work/initramfs-dhcp/usr/share/udhcpc/default.script"
   initramfs "$work/initramfs-dhcp" "$work/initrd-dhcp.gz"
 
   # --- boot files: kernel, initramfs, syslinux.cfg (no prompt, serial console, quiet).

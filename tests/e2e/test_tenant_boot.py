@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -83,16 +84,24 @@ def test_two_networks_keypair_user_data_and_volume(operator, boot, api, namespac
     assert bindings["front"]["netns"] != bindings["back"]["netns"]
     # Each address answers from its own Network's namespace (a qemu with NICs on two
     # Networks holds each tap by fd), and from nowhere else.
+    instance_dir = operator.state_dir / HOST / "instances" / uid
     for network, ip in (("front", "192.168.50.10"), ("back", "10.60.0.1")):
-        wait_for(lambda: ping(bindings[network]["netns"], ip), 60, f"{ip} to answer on {network}")
+        netns = bindings[network]["netns"]
+        try:
+            wait_for(lambda n=netns, a=ip: ping(n, a), 60, f"{ip} to answer on {network}")
+        except AssertionError:
+            print((instance_dir / "console.log").read_text(errors="replace")[-3000:])
+            for log in Path("/run/kubenova").glob(f"*/{netns}/dnsmasq.log"):
+                print(log.read_text(errors="replace")[-3000:])
+            raise
     assert not ping(bindings["back"]["netns"], "192.168.50.10")
 
-    instance_dir = operator.state_dir / HOST / "instances" / uid
     console = (instance_dir / "console.log").read_text(errors="replace")
     print("\n" + "\n".join(line for line in console.splitlines() if "kubenova-guest" in line))
     front, back = addresses["front"], addresses["back"]
-    assert f"mac={front['mac']} ip=192.168.50.10/24" in console
-    assert f"mac={back['mac']} ip=10.60.0.1/16" in console
+    # by DHCP from the Networks' dnsmasq: the host serves the Ports (network-config: dhcp4)
+    assert f"mac={front['mac']} ip=192.168.50.10/24 dhcp" in console
+    assert f"mac={back['mac']} ip=10.60.0.1/16 dhcp" in console
     assert f"kubenova-guest key ssh-ed25519 {FINGERPRINT}" in console
     digest = hashlib.sha256(USER_DATA.encode()).hexdigest()
     assert f"kubenova-guest user-data bytes={len(USER_DATA)} sha256={digest}" in console

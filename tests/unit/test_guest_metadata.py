@@ -59,6 +59,25 @@ def test_network_config_matches_by_mac_with_one_default_route():
     assert eth0["nameservers"] == {"addresses": ["10.0.0.2"]} and eth0["mtu"] == 1400
 
 
+def test_ports_the_host_serves_by_dhcp_ask_for_it():
+    """As Nova's network_data.json says ipv4_dhcp for a subnet with a DHCP server: the lease
+    brings address, router and DNS; IPv6 stays static (no DHCPv6)."""
+    document = yaml.safe_load(
+        network_config(
+            [
+                NicConfig("fa:16:3e:00:00:05", "10.0.0.5", 24, "10.0.0.1", dhcp=True),
+                NicConfig("fa:16:3e:00:01:07", "10.1.0.7", 16, "10.1.0.1"),
+                NicConfig("fa:16:3e:00:02:09", "fd00::9", 64, dhcp=True),
+            ]
+        )
+    )
+    eth0, eth1, eth2 = (document["ethernets"][f"eth{i}"] for i in range(3))
+    assert eth0["dhcp4"] is True and "addresses" not in eth0 and "routes" not in eth0
+    # the first network with a gateway gives the one default route: here by its lease
+    assert eth1["addresses"] == ["10.1.0.7/16"] and "routes" not in eth1
+    assert eth2["addresses"] == ["fd00::9/64"] and "dhcp4" not in eth2
+
+
 def test_long_public_keys_stay_on_one_line_in_meta_data():
     key = "ssh-rsa " + "A" * 700 + " bob@example"
     files = seed_files(GuestMetadata("id", "host", public_keys=(key,)))

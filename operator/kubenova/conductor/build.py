@@ -401,7 +401,7 @@ class Build:
             image_source=image["spec"]["source"],
             image_checksum=image["spec"]["checksum"],
             image_properties=dict(image["spec"].get("properties") or {}),
-            metadata=await self.guest_metadata(),
+            metadata=await self.guest_metadata(dhcp=driver.serves_dhcp),
             interfaces=await self.interfaces(ports),
             volumes=await self.attached_volume_paths(),
         )
@@ -437,8 +437,9 @@ class Build:
             )
         return tuple(nics)
 
-    async def guest_metadata(self) -> GuestMetadata:
-        """What the metadata service would serve: hostname, keys, user-data, network."""
+    async def guest_metadata(self, dhcp: bool = False) -> GuestMetadata:
+        """What the metadata service would serve: hostname, keys, user-data, network (`dhcp`:
+        the host's DHCP server hands out the Ports' addresses)."""
         spec = self.obj["spec"]
         keys: tuple[str, ...] = ()
         if spec.get("keyName"):
@@ -454,6 +455,7 @@ class Build:
                     gateway=network.get("gateway"),
                     dns_servers=tuple(network.get("dnsServers") or ()),
                     mtu=network.get("mtu"),
+                    dhcp=dhcp,
                 )
             )
         return GuestMetadata(

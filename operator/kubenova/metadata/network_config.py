@@ -1,9 +1,11 @@
 """NoCloud network-config (version 2, netplan's schema, as cloud-init reads it): one ethernet
-per port, matched by MAC, with the port's static address. Static, not DHCP: kubenova has no
-DHCP agent; the seed is the guest's only source, as Nova's config drive network_data.json is."""
+per port, matched by MAC. As Nova's network_data.json says `ipv4_dhcp` for a subnet with a DHCP
+server: DHCP where the host serves it (the embedded datapath's dnsmasq hands out exactly the
+Port's address), else the port's static address (the seed is then the guest's only source)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +20,12 @@ class NicConfig:
     gateway: str | None = None
     dns_servers: tuple[str, ...] = ()
     mtu: int | None = None
+    dhcp: bool = False
+    """The host's DHCP server serves this Port (IPv4 only: there is no DHCPv6)."""
+
+    @property
+    def by_dhcp(self) -> bool:
+        return self.dhcp and ipaddress.ip_address(self.address).version == 4
 
 
 def network_config(nics: Sequence[NicConfig]) -> str | None:
@@ -27,14 +35,16 @@ def network_config(nics: Sequence[NicConfig]) -> str | None:
     ethernets: dict[str, dict] = {}
     default_route = False
     for index, nic in enumerate(nics):
-        ethernet: dict[str, object] = {
-            "match": {"macaddress": nic.mac},
-            "set-name": f"eth{index}",
-            "addresses": [f"{nic.address}/{nic.prefix}"],
-        }
-        # One default route (the first network with a gateway), as Nova's metadata gives it.
+        ethernet: dict[str, object] = {"match": {"macaddress": nic.mac}, "set-name": f"eth{index}"}
+        if nic.by_dhcp:  # address, router, DNS and MTU come with the lease
+            ethernet["dhcp4"] = True
+        else:
+            ethernet["addresses"] = [f"{nic.address}/{nic.prefix}"]
+        # One default route (the first network with a gateway), as Nova's metadata gives it;
+        # a DHCP lease brings its own (the router option).
         if nic.gateway and not default_route:
-            ethernet["routes"] = [{"to": "default", "via": nic.gateway}]
+            if not nic.by_dhcp:
+                ethernet["routes"] = [{"to": "default", "via": nic.gateway}]
             default_route = True
         if nic.dns_servers:
             ethernet["nameservers"] = {"addresses": list(nic.dns_servers)}

@@ -145,6 +145,10 @@ class ComputeDriver(abc.ABC):
     #: None when power_off/power_on/reboot work; else why not (the conductor refuses stop,
     #: start and reboot with it before changing any state)
     power_operations_unsupported: str | None = None
+    #: True: the host serves DHCP for the instance's Ports (the embedded datapath's dnsmasq),
+    #: so the guest's network-config asks for DHCP, as Nova's network_data.json says
+    #: ipv4_dhcp for a subnet with a DHCP server; False: static addresses in the seed.
+    serves_dhcp: bool = False
 
     @abc.abstractmethod
     async def spawn(self, request: SpawnRequest, start_timeout: float) -> InstanceInfo:

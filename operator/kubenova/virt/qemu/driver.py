@@ -98,6 +98,7 @@ class QemuProcessDriver(ComputeDriver):
         self.state_dir = Path(state_dir).absolute()
         self.datapath = datapath
         self.datapath_problem = datapath_problem
+        self.serves_dhcp = datapath is not None
         self.host = host or self.state_dir.name
         self.instances_dir = self.state_dir / "instances"
         self._qemu_binary = qemu_binary
