@@ -2,8 +2,7 @@
 # Builds the test guests: Debian's cloud kernel + a busybox initramfs whose /init reads the NoCloud
 # seed (hack/guest/init), on a FAT "superfloppy" booted by syslinux. Two disks from one init:
 # - busybox.qcow2: applies the seed's network-config (static, or DHCP where it says dhcp4) and
-#   announces the boot on ttyS0 in
-#   kubenova's own line (`kubenova-guest booted ...`);
+#   announces the boot on ttyS0 in kubenova's own line (`kubenova-guest booted ...`);
 # - busybox-dhcp.qcow2 (the flag file /etc/busybox-dhcp in its initramfs): a stock-image-style
 #   guest that never prints that line, ignores network-config and configures its NICs by DHCP
 #   (busybox udhcpc and its default script /etc/udhcpc/default.script, which applies the
