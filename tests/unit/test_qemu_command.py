@@ -142,3 +142,15 @@ def test_netdevs_must_match_the_interfaces_one_to_one(taps):
     nics = (NetworkInterface("52:54:00:00:00:01"), NetworkInterface("52:54:00:00:00:02"))
     with pytest.raises(ValueError):
         build_argv(request(interfaces=nics), PATHS, "tcg", "qemu", netdevs=taps)
+
+
+@pytest.mark.parametrize(("prop", "channel"), [("yes", True), ("no", False), (None, False)])
+def test_the_guest_agent_channel_only_for_images_that_say_they_run_it(prop, channel):
+    properties = {} if prop is None else {"hw_qemu_guest_agent": prop}
+    args = argv(image_properties=properties)
+    ports = [v for v in values(args, "-device") if v.startswith("virtserialport")]
+    if not channel:
+        assert ports == [] and not any("qga" in a for a in args)
+        return
+    assert ports == ["virtserialport,bus=qga-serial.0,chardev=qga0,name=org.qemu.guest_agent.0"]
+    assert "socket,path=qga.sock,server=on,wait=off,id=qga0" in values(args, "-chardev")

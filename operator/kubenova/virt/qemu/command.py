@@ -4,10 +4,11 @@ without QEMU and is the one place that decides what the VM looks like."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kubenova.virt.driver import SpawnRequest
+from kubenova.virt.driver import QEMU_GUEST_AGENT_PROPERTY, SpawnRequest
+from kubenova.virt.qemu import qga
 from kubenova.virt.qemu.paths import InstancePaths
 
 #: q35 reached the guest's boot line slightly faster than pc under TCG; microvm hangs under TCG.
@@ -76,6 +77,8 @@ def build_argv(
     if daemonize:
         # Outlives the operator, so a restarted operator adopts it (found by pidfile + uuid).
         argv.insert(argv.index("-pidfile"), "-daemonize")
+    if wants_guest_agent(request.image_properties):
+        argv += qga.chardev_args(Path(qga.SOCKET))  # relative: run in paths.root, as QMP
     for index, volume in enumerate(request.volumes):
         argv += [
             "-drive",
@@ -99,3 +102,8 @@ def build_argv(
             f"virtio-net-pci,netdev=net{index},mac={nic.mac},romfile=",
         ]
     return argv
+
+
+def wants_guest_agent(properties: Mapping[str, str]) -> bool:
+    """Nova's hw_qemu_guest_agent=yes: the image runs qemu-ga, so the VM gets its channel."""
+    return str(properties.get(QEMU_GUEST_AGENT_PROPERTY, "")).lower() in ("yes", "true", "1")

@@ -37,7 +37,7 @@ from kubenova.virt.driver import (
     SpawnFailed,
     SpawnRequest,
 )
-from kubenova.virt.qemu import nics, process, qmp
+from kubenova.virt.qemu import nics, process, qga, qmp
 from kubenova.virt.qemu.boot_record import BootRecord
 from kubenova.virt.qemu.command import QMP_SOCKET
 from kubenova.virt.qemu.console import (
@@ -68,6 +68,8 @@ NO_DATAPATH = (
 #: The host's cached KVM probe answer, in its state dir (virt/qemu/accel.py).
 ACCEL_CACHE = "accel.json"
 POLL_INTERVAL = 0.1
+#: How long one guest-agent ping may wait for an answer (it is asked again every poll).
+AGENT_PING_TIMEOUT = 0.5
 
 
 class QemuProcessDriver(ComputeDriver):
@@ -167,6 +169,7 @@ class QemuProcessDriver(ComputeDriver):
         regex = compile_regex(record.booted_regex)
         plugged = await asyncio.to_thread(nics.load, paths.root) if self.datapath else ()
         dhcp = record.dhcp_offsets
+        agent = paths.root / qga.SOCKET  # there when the Image has hw_qemu_guest_agent=yes
         loop = asyncio.get_running_loop()
         deadline = loop.time() + boot_timeout
         offset, tail_text = record.console_offset, ""
@@ -182,6 +185,10 @@ class QemuProcessDriver(ComputeDriver):
                 asked, dhcp = await nics.dhcp_request(self.datapath, plugged, dhcp)
                 if asked is not None:
                     return GuestBoot(GuestSignal.DHCP, asked, now())
+            if agent.exists():
+                version = await qga.ping(agent, timeout=AGENT_PING_TIMEOUT)
+                if version is not None:
+                    return GuestBoot(GuestSignal.GUEST_AGENT, f"qemu-guest-agent {version}", now())
             if not running:
                 raise DriverError(
                     f"qemu exited before the guest showed it is up; {console_note(tail_text)}"
@@ -190,6 +197,8 @@ class QemuProcessDriver(ComputeDriver):
                 watched = "cloud-init's final line, kubenova-guest's announcement"
                 if plugged:
                     watched = f"the Networks' DHCP logs for the Ports' MACs, {watched}"
+                if agent.exists():
+                    watched = f"qemu-guest-agent, {watched}"
                 if regex is not None:
                     watched += f", the Image's regex {regex.pattern!r}"
                 note = console_note(tail_text)

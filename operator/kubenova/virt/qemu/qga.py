@@ -16,7 +16,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from kubenova.virt.qemu.command import opt
 from kubenova.virt.qemu.qmp import _open
 
 #: The agent's socket, inside the instance directory (relative to it when qemu runs there: unix
@@ -32,11 +31,16 @@ class QgaError(Exception):
     """The agent answered the sync, then replied to `guest-info` with something unusable."""
 
 
+def _opt(path: Path) -> str:
+    """A path inside a qemu option value (commas doubled; command.py imports this module)."""
+    return str(path).replace(",", ",,")
+
+
 def chardev_args(socket_path: Path) -> list[str]:
     """The qemu argv fragment that gives the guest an agent channel served on `socket_path`."""
     return [
         "-chardev",
-        f"socket,path={opt(socket_path)},server=on,wait=off,id=qga0",
+        f"socket,path={_opt(socket_path)},server=on,wait=off,id=qga0",
         "-device",
         "virtio-serial-pci,id=qga-serial",
         "-device",
