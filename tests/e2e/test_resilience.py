@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.utils.quantity import parse_quantity
 
 from kubenova import GROUP, VERSION
+from kubenova.network.datapath import Datapath, Inventory, NetworkConfig, PortBinding
 from kubenova.virt.driver import DriverError, GuestMetadata, SpawnRequest
 from kubenova.virt.qemu.driver import QemuProcessDriver
 from tests.e2e.conftest import GUEST, assert_no_qemu_left
@@ -179,6 +180,11 @@ def instance_files(state_dir: Path) -> list[Path]:
     return [p for host in HOSTS for p in (state_dir / host / "instances").glob("**/*")]
 
 
+def datapath_inventory(operator: Operator) -> Inventory:
+    """What the operator's embedded datapath holds now (namespaces, taps, dnsmasq)."""
+    return asyncio.run(Datapath.of_operator(operator.state_dir.resolve()).inventory())
+
+
 def started_runs(operator: Operator) -> int:
     """How many runs of the operator finished their start-up (one "operator up" line each)."""
     return operator.log.read_text(errors="replace").count("kubenova operator up")
@@ -259,6 +265,11 @@ def test_thirty_builds_survive_sigkills_and_their_deletion_leaves_nothing(operat
             assert item["status"].get("fault", {}).get("message"), item["status"]
             say(f"  {item['metadata']['name']} ERROR: {item['status']['fault']['message']}")
     wait_for(lambda: one_qemu_each(operator.state_dir, active), 30, "one qemu per ACTIVE instance")
+    # one namespace and one dnsmasq for the Network, one tap (held by its qemu) per ACTIVE
+    # instance, whichever host runs it: no duplicate after the restarts
+    (place,) = datapath_inventory(operator).namespaces
+    assert len(place.dnsmasq_pids) == 1 and len(place.bridges) == 1, place
+    assert len(place.taps) == len(active) and all(t.up for t in place.taps), place.taps
     ports = cloud.list("ports")
     allocations = cloud.allocations()
     mine = {uid: node for uid, node in allocations.items() if uid in set(uids.values())}
@@ -298,6 +309,7 @@ def test_thirty_builds_survive_sigkills_and_their_deletion_leaves_nothing(operat
     def nothing_left() -> bool:
         return not (
             qemu_uuids(operator.state_dir)
+            or any(n.taps for n in datapath_inventory(operator).namespaces)
             or cloud.list("ports")
             or set(uids.values()) & set(cloud.allocations())
             or instance_files(operator.state_dir)
@@ -314,7 +326,9 @@ def test_thirty_builds_survive_sigkills_and_their_deletion_leaves_nothing(operat
             f"{len(cloud.list('ports'))}, claims "
             f"{len(set(uids.values()) & set(cloud.allocations()))}, instance files "
             f"{len(instance_files(operator.state_dir))}, quota entries "
-            f"{len(cloud.quota_entries())}; audit removals over the test: "
+            f"{len(cloud.quota_entries())}, taps "
+            f"{sum(len(n.taps) for n in datapath_inventory(operator).namespaces)}; audit "
+            "removals over the test: "
             f"{dict(audit_removals(operator))}"
         )
 
@@ -402,6 +416,35 @@ def test_audit_removes_a_vm_and_a_directory_nobody_asked_for(operator):
         f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5
     ).read()
     assert b'kubenova_audit_cleanups_total{kind="vm"}' in metrics
+
+
+def test_audit_removes_a_network_namespace_and_a_tap_nobody_asked_for(operator, cloud):
+    """A namespace (bridge, dnsmasq) for a Network that does not exist, and a tap for a Port
+    that does not exist on a live Network's bridge: the audit removes both."""
+    datapath = Datapath.of_operator(operator.state_dir.resolve())
+    ghost = NetworkConfig(uid=str(uuid.uuid4()), cidr="10.78.0.0/24", name="nowhere/ghost")
+    net = cloud.custom.get_namespaced_custom_object(GROUP, VERSION, cloud.ns, "networks", "net")
+    live = NetworkConfig.of_network(net)
+    stray_port = PortBinding(str(uuid.uuid4()), "fa:16:3e:78:00:09", "10.77.0.99", "nobody")
+
+    async def make() -> str:
+        await datapath.ensure_network(ghost, [])
+        await datapath.add_ports(live, [])  # what it serves stays
+        return (await datapath.plug(live, stray_port, "compute-0")).tap
+
+    tap = asyncio.run(make())
+    ghost_netns = datapath.netns(ghost.uid)
+
+    def gone() -> bool:
+        places = {n.netns: n for n in datapath_inventory(operator).namespaces}
+        live_taps = {t.name for t in places[datapath.netns(live.uid)].taps}
+        return ghost_netns not in places and tap not in live_taps
+
+    wait_for(gone, AUDIT_INTERVAL * 2 + AUDIT_GRACE + 10, "the audit to remove them")
+    text = operator.log.read_text(errors="replace")
+    assert f"audit: removed netns {ghost_netns}" in text
+    assert f"audit: removed tap {datapath.netns(live.uid)}/{tap}" in text
+    assert not processes_with("dnsmasq", ghost_netns)
 
 
 def test_a_restarted_operator_reconciles_its_hosts_vms(operator, cloud, api):

@@ -178,7 +178,7 @@ def test_fixed_ip_outside_the_cidr_on_the_gateway_or_held_by_a_port(admission_cl
         "network's CIDR 10.20.0.0/24: pick another address or omit fixedIp"
     )
     gateway = instance_refusal(cloud, networks=[{"network": "private", "fixedIp": "10.20.0.1"}])
-    assert "fixed IP 10.20.0.1 is the network's gateway or a DNS server" in gateway[1]
+    assert "fixed IP 10.20.0.1 is the network's gateway, DHCP server or a DNS server" in gateway[1]
 
     # A Port holds 10.20.0.10 (as the operator's IPAM names them: <network>-<ip>).
     cloud.create(
@@ -186,6 +186,13 @@ def test_fixed_ip_outside_the_cidr_on_the_gateway_or_held_by_a_port(admission_cl
         "Port",
         "private-10-20-0-10",
         {"network": "private", "ipAddress": "10.20.0.10", "macAddress": "fa:16:3e:00:00:0a"},
+    )
+    # neutron's NetworkInUse: the Network cannot be deleted while the Port is on it
+    code, text = refusal(lambda: cloud.delete("private", "networks"))
+    assert code == 409
+    assert text.endswith(
+        "network private is in use by 1 port(s) (private-10-20-0-10): delete their instances "
+        "first; the network is removed once they are gone"
     )
     status, text = instance_refusal(
         cloud, networks=[{"network": "private", "fixedIp": "10.20.0.10"}]

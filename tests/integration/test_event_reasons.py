@@ -146,3 +146,27 @@ def test_a_guest_that_cannot_start_again_when_its_host_returns_is_in_error(cloud
     status = wait_for(errored, 60, "the instance to go to ERROR")
     assert "starting it again failed" in status["fault"]["message"]
     wait_event(api, cloud.ns, "srv", "Warning", "GuestResumeFailed")
+
+
+def test_a_network_with_ports_waits_for_them_before_it_goes(cloud, api):
+    """neutron's NetworkInUse: without the webhook (this operator runs none) the delete is
+    accepted, but the Network stays, with a Warning naming its Ports, until they are gone."""
+    zone = f"{cloud.ns}-net"
+    cloud.node("n", zone=zone)
+    cloud.network("lan", "10.90.0.0/24", gateway="10.90.0.1")
+    cloud.instance("srv", zone=zone, spec={"networks": [{"network": "lan"}]})
+    assert cloud.settled("srv")["vmState"] == "ACTIVE"
+    (port,) = cloud.list("ports")
+    cloud.delete("lan", plural="networks")
+    wait_event(api, cloud.ns, "lan", "Warning", "NetworkInUse", kind="Network")
+    (event,) = [
+        e
+        for e in client.CoreV1Api(api).list_namespaced_event(cloud.ns).items
+        if e.reason == "NetworkInUse"
+    ]
+    assert port["metadata"]["name"] in event.message and "delete their instances" in event.message
+    network = cloud.custom.get_namespaced_custom_object(GROUP, VERSION, cloud.ns, "networks", "lan")
+    assert network["metadata"].get("deletionTimestamp")  # waiting, not gone
+    cloud.delete("srv")
+    wait_for(lambda: not cloud.list("instances"), 30, "the instance to go")
+    wait_for(lambda: not cloud.list("networks"), 30, "the network to go once its port is gone")
