@@ -107,13 +107,7 @@ def running_operator(
     try:
         yield handle
     finally:
-        custom = client.CustomObjectsApi(api)
-        for inst in all_instances(api):
-            meta = inst["metadata"]
-            with contextlib.suppress(client.ApiException):
-                custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, meta["namespace"], "instances", meta["name"]
-                )
+        delete_all(api, "instances")
         try:
             wait_for(lambda: not all_instances(api), 180, "instances to be deleted")
             delete_networks(api)  # their finalizer removes what the datapath made for them
@@ -130,20 +124,21 @@ def all_networks(api: client.ApiClient) -> list[dict]:
 def delete_networks(api: client.ApiClient) -> None:
     """Delete every Network and wait until they are gone (through the running operator). The
     instances are gone, so a Port still there is one a test made by hand: it goes first."""
-    custom = client.CustomObjectsApi(api)
-    for port in custom.list_cluster_custom_object(GROUP, VERSION, "ports")["items"]:
-        meta = port["metadata"]
-        with contextlib.suppress(client.ApiException):
-            custom.delete_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], "ports", meta["name"]
-            )
-    for net in all_networks(api):
-        meta = net["metadata"]
-        with contextlib.suppress(client.ApiException):
-            custom.delete_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], "networks", meta["name"]
-            )
+    delete_all(api, "ports")
+    delete_all(api, "networks")
     wait_for(lambda: not all_networks(api), 60, "networks to be deleted")
+
+
+def delete_all(api: client.ApiClient, plural: str) -> None:
+    """Ask for the deletion of every namespaced object of `plural` (finalizers may keep them
+    a while: wait for them to go)."""
+    custom = client.CustomObjectsApi(api)
+    for obj in custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
+        meta = obj["metadata"]
+        with contextlib.suppress(client.ApiException):
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], plural, meta["name"]
+            )
 
 
 def assert_no_datapath_left(state_dir: Path) -> None:

@@ -16,13 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import config
 
-from kubenova import GROUP, VERSION
 from kubenova.devcluster.cluster import LOOPBACK, free_port
 from kubenova.embedded import embedded_operator, start_admitting_operator
 from tests.cloud import remove_test_hosts
-from tests.kit import all_instances, image_dir_args, remove_webhooks, wait_for
+from tests.kit import (
+    all_instances,
+    delete_all,
+    delete_networks,
+    image_dir_args,
+    remove_webhooks,
+    wait_for,
+)
 from tests.security.kit import ATTACKS, Projects, SecurityOperator, User
 from tests.tenants import (
     MEMBER,
@@ -70,14 +76,9 @@ def operator(cluster, api, crds, tmp_path_factory) -> Iterator[SecurityOperator]
             "the console endpoint",
         )
         yield handle
-        custom = client.CustomObjectsApi(api)
-        for inst in all_instances(api):
-            meta = inst["metadata"]
-            with contextlib.suppress(client.ApiException):
-                custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, meta["namespace"], "instances", meta["name"]
-                )
+        delete_all(api, "instances")
         wait_for(lambda: not all_instances(api), 120, "instances to be deleted")
+        delete_networks(api)
     finally:
         process.stop()
         remove_webhooks(api)
