@@ -198,7 +198,9 @@ def test_ssh_into_the_debian_cloud_image_on_its_network(operator, boot, tmp_path
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", str(key)], check=True
     )
-    create(boot, "keypairs", "Keypair", "e2e", {"publicKey": Path(f"{key}.pub").read_text().strip()})
+    create(
+        boot, "keypairs", "Keypair", "e2e", {"publicKey": Path(f"{key}.pub").read_text().strip()}
+    )
     create(boot, "flavors", "Flavor", "c1.small", {"vcpus": 1, "ramMiB": 512}, cluster=True)
     image = {
         **image_of(GUESTS / "debian-12-cloud.qcow2"),
