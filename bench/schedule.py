@@ -1,24 +1,30 @@
-"""Placement throughput: kubenova's scheduler against kube-scheduler, same control plane, same run.
+"""Placement throughput: kubenova's scheduler against an unthrottled kube-scheduler, one run.
 
-One etcd + kube-apiserver (DevCluster) gets N fake compute Nodes (no kubelet, no VMs). Then:
+Each side gets a fresh control plane (etcd + kube-apiserver, DevCluster) with the same N fake
+compute Nodes (no kubelet, no VMs), then M objects of the same size:
 
-1. kubenova: the operator runs as a process with the fake driver (every Node is a host) and M
-   Instances of a 1 vCPU / 512 MiB / 1 GiB flavor are created from several threads. An instance
-   counts as placed when its status.host is set: Nova's FilterScheduler chose the host and the
-   claim on its ResourceProvider was written. The operator is then stopped, so it does not
-   compete for the CPU with what follows.
-2. kube-scheduler (the real binary, default configuration) and M Pods requesting 1 CPU /
-   512 MiB, created the same way. A pod counts as placed when its spec.nodeName is set (bound).
-   As shipped, its API client is limited to 50 requests/s (bursts of 100), one per binding:
-   past the burst that caps its rate; --kube-api-qps lifts the limit to show the scheduler's own.
+- kubenova: the operator as a process with the fake driver (every Node is a host), an unlimited
+  Quota for the namespace, M Instances of a 1 vCPU / 512 MiB / 1 GiB flavor. Placed = status.host
+  is set (Nova's FilterScheduler chose the host and the claim on its ResourceProvider was written);
+  running = vmState ACTIVE (the fake driver "spawned" it).
+- kube-scheduler: the real binary with a KubeSchedulerConfiguration whose client runs at qps /
+  burst 5000 and no leader election, as Kubernetes' own scheduler_perf runs it (defaults for
+  percentageOfNodesToScore and parallelism); M Pods requesting 1 CPU / 512 MiB. Placed =
+  spec.nodeName (bound); running = phase Running, written by kwok standing in for the kubelets.
+  `--as-shipped` adds a third side with the client's default limit (qps 50, burst 100): printed,
+  never the denominator of a ratio.
 
-Both sides are measured the same way, from this process: the clock just before each create call
-to the first watch event that shows the binding. Reported per side: placements per second
-(M / (last binding seen - first create call)), p50/p99 of create -> binding, failures, and the
-scheduler process's peak RSS and CPU time. The Nodes are sized so that every object fits on
-both sides (kube-scheduler does not overcommit; kubenova's default CPU allocation ratio is 4).
+Modes: `drain` (default) creates every object while the scheduler is stopped, then starts it, so
+the creating client is not the bottleneck: throughput is over the scheduling period (first to
+last placement) and the scheduler's start (to its first placement) is printed apart. `stream`
+creates objects while the scheduler runs: throughput is from the first create call to the last
+placement. Latencies are from each create call to the watcher's first sight of the object placed
+(and running); the watcher is a process of its own (bench/sight.py). Also printed: the creation
+rate, the scheduler's peak RSS and CPU seconds, a capacity check of each side (no Node over its
+capacity; every kubenova allocation matches its instance), and the ratios last. `--json FILE`
+writes every figure (tests/integration/test_bench_schedule.py runs a small one for correctness).
 
-    .venv/bin/python bench/schedule.py [--nodes 5000] [--instances 5000]
+    .venv/bin/python bench/schedule.py [--nodes 5000] [--instances 10000] [--mode drain]
 """
 
 from __future__ import annotations
@@ -31,134 +37,116 @@ import signal
 import ssl
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
+from sight import Stamps, Watcher
 
 from kubenova import GROUP, VERSION
 from kubenova.compute.registration import HOST_LABEL
 from kubenova.devcluster import DevCluster
 from kubenova.devcluster.cluster import LOOPBACK, free_port
+from kubenova.devcluster.kwok import ANNOTATION, Kwok
 from kubenova.devcluster.operator_process import OperatorProcess
 from kubenova.devcluster.process import ManagedProcess
 from kubenova.embedded import apply
 from kubenova.kube.crds import install_crds
 from kubenova.models.v1alpha1 import KINDS
+from kubenova.models.v1alpha1.quota import UNLIMITED
 from kubenova.scheduler.host_state import ZONE_LABEL, AllocationRatios, HostState, NodeSummary
 from kubenova.scheduler.resources import Resources
 from kubenova.tools import find_tool
 
-NAMESPACE = "default"
-POD_NAMESPACE = "bench-pods"
+NAMESPACE = "bench"
 FLAVOR = "bench-tiny"
 IMAGE = "bench-tiny"
 REQUEST = Resources(vcpus=1, ram_mib=512, disk_gib=1)
 NODE = {"cpu": 8, "memory_gib": 32, "disk_gib": 200, "pods": 110}
+UNTHROTTLED_QPS = 5000  # scheduler_perf's client qps and burst
 
 
 @dataclass
-class Phase:
-    """What one side did: when each object was created, when it was first seen placed."""
+class Side:
+    """One side's figures. Times are time.monotonic() seconds (one clock for all processes)."""
 
     name: str
+    mode: str
     created: dict[str, float] = field(default_factory=dict)
-    placed: dict[str, float] = field(default_factory=dict)
-    where: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    stamps: Stamps = field(default_factory=Stamps)
     create_seconds: float = 0.0
+    scheduler_started: float = 0.0
+    ready_seconds: float | None = None
+    """From starting the scheduler to its readiness, where it has a signal for that."""
     peak_rss_mib: float = 0.0
     cpu_seconds: float = 0.0
+    helper_rss_mib: float = 0.0
+    helper_cpu_seconds: float = 0.0
+    checks: dict[str, Any] = field(default_factory=dict)
 
-    def latencies(self) -> list[float]:
-        return sorted(self.placed[n] - self.created[n] for n in self.placed if n in self.created)
+    def latencies(self, seen: dict[str, float]) -> list[float]:
+        return sorted(seen[n] - self.created[n] for n in seen if n in self.created)
 
-    def per_second(self) -> float:
-        if not self.placed or not self.created:
-            return 0.0
-        return len(self.placed) / (max(self.placed.values()) - min(self.created.values()))
-
-    def percentile(self, q: float) -> float:
-        """Nearest-rank percentile of create -> placed, in seconds."""
-        values = self.latencies()
+    def percentile(self, seen: dict[str, float], q: float) -> float:
+        """Nearest-rank percentile of create -> seen, in seconds."""
+        values = self.latencies(seen)
         if not values:
             return float("nan")
         return values[min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))]
 
+    def start_to_first(self) -> float:
+        """Drain mode: from starting the scheduler to its first placement (its start-up)."""
+        if not self.stamps.placed or not self.scheduler_started:
+            return float("nan")
+        return min(self.stamps.placed.values()) - self.scheduler_started
 
-class FirstSight(threading.Thread):
-    """Watches one collection and stamps each object the first time it is seen placed.
+    def per_second(self, seen: dict[str, float]) -> float:
+        """Drain: over the scheduling period (first to last sight); stream: from the first
+        create call to the last sight."""
+        if len(seen) < 2 or not self.created:
+            return 0.0
+        begin = min(seen.values()) if self.mode == "drain" else min(self.created.values())
+        span = max(seen.values()) - begin
+        return len(seen) / span if span > 0 else 0.0
 
-    The watch is restarted every minute from the last resourceVersion (so the thread can be
-    stopped promptly); events are parsed as plain JSON, never into client models, so watching
-    costs this process little, and the same on both sides.
-    """
-
-    def __init__(
-        self,
-        phase: Phase,
-        expected: int,
-        list_call: Callable[..., Any],
-        args: Sequence[str],
-        placed_on: Callable[[dict], str | None],
-        failure: Callable[[dict], str | None],
-    ) -> None:
-        super().__init__(name=f"watch-{phase.name}", daemon=True)
-        self.phase, self.expected = phase, expected
-        self.list_call, self.args = list_call, args
-        self.placed_on, self.failure = placed_on, failure
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self._stopping = threading.Event()
-        self._watch: watch.Watch | None = None
-
-    def run(self) -> None:
-        version: str | None = None
-        while not self._stopping.is_set():
-            self._watch = watch.Watch()
-            kwargs: dict[str, Any] = {"timeout_seconds": 60, "deserialize": False}
-            if version:
-                kwargs["resource_version"] = version
-            try:
-                for event in self._watch.stream(self.list_call, *self.args, **kwargs):
-                    obj = event["object"]
-                    version = obj["metadata"]["resourceVersion"]
-                    self._observe(obj, time.monotonic())
-            except Exception as err:  # stop() shuts the socket; or 410 Gone: list afresh
-                if self._stopping.is_set():
-                    return
-                self.error, version = err, None
-                time.sleep(0.5)
-
-    def _observe(self, obj: dict, now: float) -> None:
-        phase, name = self.phase, obj["metadata"]["name"]
-        if name in phase.placed:
-            return
-        host = self.placed_on(obj)
-        if host:
-            phase.placed[name], phase.where[name] = now, host
-            phase.failed.pop(name, None)
-        elif (reason := self.failure(obj)) is not None:
-            phase.failed[name] = reason
-        if len(phase.placed) + len(phase.failed) >= self.expected:
-            self.done.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._watch is not None:
-            self._watch.stop()
-        if self.ident is not None:  # started
-            self.join(timeout=10)
+    def figures(self) -> dict[str, Any]:
+        placed, running = self.stamps.placed, self.stamps.running
+        return {
+            "objects": len(self.created),
+            "placed": len(placed),
+            "running": len(running),
+            "failed": len(self.stamps.failed),
+            "create_calls_seconds": round(self.create_seconds, 3),
+            "creates_per_second": round(len(self.created) / self.create_seconds, 1)
+            if self.create_seconds
+            else 0.0,
+            "scheduler_ready_seconds": None
+            if self.ready_seconds is None
+            else round(self.ready_seconds, 3),
+            "start_to_first_placement_seconds": round(self.start_to_first(), 3),
+            "placed_per_second": round(self.per_second(placed), 1),
+            "running_per_second": round(self.per_second(running), 1),
+            "placed_p50_seconds": round(self.percentile(placed, 50), 3),
+            "placed_p99_seconds": round(self.percentile(placed, 99), 3),
+            "running_p50_seconds": round(self.percentile(running, 50), 3),
+            "running_p99_seconds": round(self.percentile(running, 99), 3),
+            "scheduler_peak_rss_mib": round(self.peak_rss_mib, 1),
+            "scheduler_cpu_seconds": round(self.cpu_seconds, 2),
+            "kubelet_stand_in_peak_rss_mib": round(self.helper_rss_mib, 1),
+            "kubelet_stand_in_cpu_seconds": round(self.helper_cpu_seconds, 2),
+            "failures": dict(Counter(self.stamps.failed.values()).most_common(3)),
+            "checks": self.checks,
+        }
 
 
+# -- shared plumbing -----------------------------------------------------------------------------
 def api_client(kubeconfig: Path, connections: int) -> client.ApiClient:
     """An admin client whose connection pool is as large as the number of threads using it
     (new_client_from_config keeps urllib3's default of 4, which would churn connections)."""
@@ -205,20 +193,33 @@ def node_resources() -> dict[str, str]:
     }
 
 
-def create_node(core: client.CoreV1Api, name: str) -> None:
-    """A Ready compute Node as tests/integration/test_scheduler.py's Cloud.node makes one."""
-    labels = {
-        HOST_LABEL: "true",
-        ZONE_LABEL: "nova",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": name,
-    }
-    discard(
-        core.create_node({"metadata": {"name": name, "labels": labels}}, _preload_content=False)
-    )
+def create_nodes(api: client.ApiClient, count: int, threads: int) -> None:
+    """N Ready compute Nodes, the same on both sides: status set at creation (one call each),
+    annotated for kwok, which keeps them Ready where it runs (the kube-scheduler side)."""
+    core = client.CoreV1Api(api)
     ready = {"type": "Ready", "status": "True", "reason": "Bench", "message": "fake node"}
-    status = {"capacity": node_resources(), "allocatable": node_resources(), "conditions": [ready]}
-    discard(core.patch_node_status(name, {"status": status}, _preload_content=False))
+
+    def create(name: str) -> None:
+        labels = {
+            HOST_LABEL: "true",
+            ZONE_LABEL: "nova",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/hostname": name,
+        }
+        body = {
+            "metadata": {"name": name, "labels": labels, "annotations": {ANNOTATION: "fake"}},
+            "status": {
+                "capacity": node_resources(),
+                "allocatable": node_resources(),
+                "conditions": [ready],
+            },
+        }
+        discard(core.create_node(body, _preload_content=False))
+
+    begin = time.monotonic()
+    create_all((f"node-{i:05d}" for i in range(count)), create, threads)
+    print(f"  {count} nodes in {time.monotonic() - begin:.1f}s", flush=True)
 
 
 def capacities(nodes: int) -> tuple[int, int]:
@@ -233,38 +234,99 @@ def capacities(nodes: int) -> tuple[int, int]:
     return nodes * int(per_host), nodes * int(min(per_node, NODE["pods"]))
 
 
-def usage(pid: int) -> tuple[float, float]:
+def usage(pid: int | None) -> tuple[float, float]:
     """Peak RSS (VmHWM, MiB) and CPU seconds (user + system) of a running process."""
+    if pid is None:
+        return 0.0, 0.0
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     hwm_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return hwm_kib / 1024, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_placed(sight: FirstSight, phase: Phase, proc: ManagedProcess, timeout: float) -> None:
-    """Wait for every object to be placed or failed, printing progress; give up at `timeout`
-    (the figures then cover what was placed) or if the scheduler process dies."""
+def wait_settled(
+    watcher: Watcher, side: Side, expected: int, procs: list[ManagedProcess], timeout: float
+) -> None:
+    """Wait until every object runs or failed, printing progress; give up at `timeout` (the
+    figures then cover what was seen) or if a process under test dies."""
     deadline = time.monotonic() + timeout
-    while not sight.done.wait(10):
+    while not watcher.done():
+        time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
+        placed, running, failed = watcher.progress()
         print(
-            f"  {phase.name}: {len(phase.placed)}/{sight.expected} placed, "
-            f"{len(phase.failed)} failed"
-            + (f" (watch restarted after: {sight.error!r})" if sight.error else ""),
+            f"  {side.name}: {placed}/{expected} placed, {running} running, {failed} failed",
             flush=True,
         )
-        sight.error = None
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
+        for proc in procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
         if time.monotonic() > deadline:
-            print(f"  {phase.name}: gave up after {timeout:.0f}s", flush=True)
+            print(f"  {side.name}: gave up after {timeout:.0f}s", flush=True)
             return
 
 
+def run_side(
+    side: Side,
+    args: argparse.Namespace,
+    kind: str,
+    names: list[str],
+    create: Callable[[str], None],
+    start_scheduler: Callable[[], ManagedProcess],
+    helpers: list[ManagedProcess],
+    kubeconfig: Path,
+    work: Path,
+) -> None:
+    """The shared sequence: (drain) create everything, watch, start the scheduler; or (stream)
+    start the scheduler, watch, create. Then wait, and take the processes' usage."""
+    watcher = Watcher(kubeconfig, kind, NAMESPACE, len(names), work / f"{side.name}-stamps.json")
+    scheduler: ManagedProcess | None = None
+
+    def create_everything() -> None:
+        begin = time.monotonic()
+        side.created = create_all(names, create, args.threads)
+        side.create_seconds = time.monotonic() - begin
+        rate = len(names) / side.create_seconds if side.create_seconds else 0.0
+        print(f"  created {len(names)} {kind} in {side.create_seconds:.1f}s ({rate:.0f}/s)")
+
+    try:
+        if args.mode == "drain":
+            create_everything()
+            watcher.start()
+            side.scheduler_started = time.monotonic()
+            scheduler = start_scheduler()
+        else:
+            side.scheduler_started = time.monotonic()
+            scheduler = start_scheduler()
+            watcher.start()
+            create_everything()
+        wait_settled(watcher, side, len(names), [scheduler, *helpers], args.timeout)
+        side.peak_rss_mib, side.cpu_seconds = usage(scheduler.pid)
+        for helper in helpers:
+            rss, cpu = usage(helper.pid)
+            side.helper_rss_mib += rss
+            side.helper_cpu_seconds += cpu
+    finally:
+        side.stamps = watcher.stop()
+        if scheduler is not None:
+            scheduler.stop()
+
+
 # -- kubenova ------------------------------------------------------------------------------------
-def create_flavor_and_image(api: client.ApiClient, work: Path) -> None:
+def create_cloud_objects(api: client.ApiClient, work: Path) -> None:
+    """The Flavor, the Image (a local file) and an unlimited Quota (-1, as in Nova): without
+    it the operator would make Nova's default Quota and stop the run at 10 instances."""
     disk = work / "tiny.raw"
     disk.write_bytes(b"\0" * 4096)
+    unlimited = {key: UNLIMITED for key in ("instances", "cores", "ramMiB")}
+    namespace = {"metadata": {"name": NAMESPACE}}
+    discard(client.CoreV1Api(api).create_namespace(namespace, _preload_content=False))
     for doc in (
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Quota",
+            "metadata": {"name": "default"},
+            "spec": unlimited,
+        },
         {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Flavor",
@@ -289,11 +351,21 @@ def create_flavor_and_image(api: client.ApiClient, work: Path) -> None:
         apply(api, NAMESPACE, doc)
 
 
-def wait_image_active(
-    custom: client.CustomObjectsApi, proc: ManagedProcess, timeout: float
-) -> None:
+def operator_process(cluster: DevCluster, work: Path, run: int) -> OperatorProcess:
+    return OperatorProcess(
+        cluster.kubeconfig,
+        work / "operator-state",
+        work / f"operator-{run}.log",
+        hosts=0,
+        metrics_port=0,
+        extra_args=("--driver=fake", f"--image-allowed-path-prefix={work}"),
+    )
+
+
+def wait_image_active(api: client.ApiClient, proc: ManagedProcess, timeout: float) -> None:
     """The operator imports the image only once its caches (all Nodes) are loaded: this is also
     the wait for the operator to be ready."""
+    custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.alive():
         image = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "images", IMAGE)
@@ -306,123 +378,142 @@ def wait_image_active(
     raise RuntimeError(f"image not active after {timeout:.0f}s:\n{proc.log_tail()}")
 
 
-def instance_failure(obj: dict) -> str | None:
-    status = obj.get("status") or {}
-    if status.get("vmState") != "ERROR":
-        return None
-    return str((status.get("fault") or {}).get("message") or "ERROR")
-
-
-def over_capacity(api: client.ApiClient) -> tuple[int, int, list[str]]:
-    """Providers, allocations, and the Nodes whose ResourceProvider holds more than the Node's
-    allocatable times Nova's allocation ratios."""
+def kubenova_checks(api: client.ApiClient) -> dict[str, Any]:
+    """No Node over its capacity (allocatable x Nova's allocation ratios); every allocation
+    belongs to an instance placed on that provider's Node and every placed instance has one."""
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-    providers = custom.list_cluster_custom_object(GROUP, VERSION, "resourceproviders")["items"]
-    response = core.list_node(label_selector=f"{HOST_LABEL}=true", _preload_content=False)
+
+    def items(response: Any) -> list[dict]:
+        return json.loads(response.data)["items"]
+
+    providers = items(
+        custom.list_cluster_custom_object(
+            GROUP, VERSION, "resourceproviders", _preload_content=False
+        )
+    )
     nodes = {
-        n["metadata"]["name"]: NodeSummary.of_node(n) for n in json.loads(response.data)["items"]
+        n["metadata"]["name"]: NodeSummary.of_node(n)
+        for n in items(core.list_node(label_selector=f"{HOST_LABEL}=true", _preload_content=False))
     }
-    allocations, over = 0, []
+    instances = items(
+        custom.list_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, "instances", _preload_content=False
+        )
+    )
+    placed = {
+        i["metadata"]["uid"]: i["status"]["host"]
+        for i in instances
+        if (i.get("status") or {}).get("host")
+    }
+    held: dict[str, str] = {}
+    over: list[str] = []
     for provider in providers:
-        held = (provider.get("spec") or {}).get("allocations") or {}
-        allocations += len(held)
-        used = sum((Resources.of_allocation(a) for a in held.values()), Resources())
-        node = nodes.get(provider["metadata"]["name"])
+        name = provider["metadata"]["name"]
+        allocations = (provider.get("spec") or {}).get("allocations") or {}
+        held.update(dict.fromkeys(allocations, name))
+        used = sum((Resources.of_allocation(a) for a in allocations.values()), Resources())
+        node = nodes.get(name)
         if node is None or not used.fits_in(
             HostState.build(node, used, AllocationRatios()).capacity
         ):
-            over.append(provider["metadata"]["name"])
-    return len(providers), allocations, over
-
-
-def bench_kubenova(
-    api: client.ApiClient, cluster: DevCluster, work: Path, args: argparse.Namespace
-) -> Phase:
-    count, timeout = args.instances, args.timeout
-    custom = client.CustomObjectsApi(api)
-    phase = Phase("kubenova")
-    create_flavor_and_image(api, work)  # before the operator: its first listing has the flavor
-    operator = OperatorProcess(
-        cluster.kubeconfig,
-        work / "operator-state",
-        work / "operator.log",
-        hosts=0,
-        metrics_port=0,
-        extra_args=("--driver=fake", f"--image-allowed-path-prefix={work}"),
+            over.append(name)
+    mismatched = sorted(
+        uid for uid in placed.keys() | held.keys() if placed.get(uid) != held.get(uid)
     )
-    started = time.monotonic()
-    operator.start()
-    sight = FirstSight(
-        phase,
-        count,
-        custom.list_namespaced_custom_object,
-        (GROUP, VERSION, NAMESPACE, "instances"),
-        lambda obj: (obj.get("status") or {}).get("host"),
-        instance_failure,
-    )
-    try:
-        wait_image_active(custom, operator, timeout)
-        print(
-            f"operator (pid {operator.pid}) ready, image active, in "
-            f"{time.monotonic() - started:.1f}s",
-            flush=True,
-        )
-        sight.start()
+    return {
+        "resource_providers": len(providers),
+        "allocations": len(held),
+        "nodes_over_capacity": len(over),
+        "over_capacity_examples": sorted(over)[:5],
+        "allocations_not_matching_instances": len(mismatched),
+    }
 
-        def create(name: str) -> None:
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Instance",
-                "metadata": {"name": name},
-                "spec": {"flavor": FLAVOR, "image": IMAGE},
-            }
-            discard(
-                custom.create_namespaced_custom_object(
-                    GROUP, VERSION, NAMESPACE, "instances", body, _preload_content=False
-                )
+
+def bench_kubenova(args: argparse.Namespace, work: Path) -> Side:
+    side = Side("kubenova", args.mode)
+    print("kubenova: fresh control plane", flush=True)
+    with DevCluster() as cluster:
+        api = api_client(cluster.kubeconfig, args.threads + 4)
+        try:
+            install_crds(api, KINDS)
+            create_nodes(api, args.nodes, args.threads)
+            create_cloud_objects(api, work)
+            # A first start imports the image (once its caches hold every Node).
+            first = operator_process(cluster, work, 0)
+            began = time.monotonic()
+            first.start()
+            try:
+                wait_image_active(api, first, args.timeout)
+            finally:
+                first.stop()
+            print(
+                f"  operator ready (image active) with {args.nodes} nodes in "
+                f"{time.monotonic() - began:.1f}s",
+                flush=True,
             )
+            custom = client.CustomObjectsApi(api)
 
-        begin = time.monotonic()
-        phase.created = create_all((f"vm-{i:05d}" for i in range(count)), create, args.threads)
-        phase.create_seconds = time.monotonic() - begin
-        print(f"created {count} instances in {phase.create_seconds:.1f}s", flush=True)
-        wait_placed(sight, phase, operator, timeout)
-        if operator.pid is not None:
-            phase.peak_rss_mib, phase.cpu_seconds = usage(operator.pid)
-    finally:
-        sight.stop()
-        operator.stop()
-    providers, allocations, over = over_capacity(api)
-    verdict = "OK" if not over else f"OVER CAPACITY: {', '.join(sorted(over)[:10])}"
-    print(
-        f"capacity check: {providers} resource providers, {allocations} allocations, "
-        f"{len(over)} nodes over capacity -> {verdict}",
-        flush=True,
-    )
-    return phase
+            def create(name: str) -> None:
+                body = {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "Instance",
+                    "metadata": {"name": name},
+                    "spec": {"flavor": FLAVOR, "image": IMAGE},
+                }
+                discard(
+                    custom.create_namespaced_custom_object(
+                        GROUP, VERSION, NAMESPACE, "instances", body, _preload_content=False
+                    )
+                )
+
+            def start() -> ManagedProcess:
+                operator = operator_process(cluster, work, 1)
+                operator.start()
+                return operator
+
+            names = [f"vm-{i:05d}" for i in range(args.instances)]
+            run_side(side, args, "instances", names, create, start, [], cluster.kubeconfig, work)
+            side.checks = kubenova_checks(api)
+        finally:
+            api.close()
+    return side
 
 
 # -- kube-scheduler ------------------------------------------------------------------------------
+def scheduler_configuration(kubeconfig: Path, qps: int | None) -> str:
+    """A KubeSchedulerConfiguration: no leader election, the client at `qps` (and as large a
+    burst), or at its defaults (50, burst 100) when None."""
+    limits = f"  qps: {qps}\n  burst: {qps}\n" if qps else ""
+    return (
+        "apiVersion: kubescheduler.config.k8s.io/v1\n"
+        "kind: KubeSchedulerConfiguration\n"
+        "clientConnection:\n"
+        f"  kubeconfig: {kubeconfig}\n"
+        f"{limits}"
+        "leaderElection:\n"
+        "  leaderElect: false\n"
+    )
+
+
 def start_kube_scheduler(
-    kubeconfig: Path, log: Path, timeout: float, qps: float | None
+    kubeconfig: Path, work: Path, name: str, qps: int | None, timeout: float
 ) -> ManagedProcess:
-    """kube-scheduler as it ships (unless `qps` lifts its client's rate limit, 50/s with bursts
-    of 100 by default), waited for until /readyz (which includes its informer sync)."""
+    """kube-scheduler with its configuration file, waited for until /readyz (which includes
+    its informers' sync)."""
     port = free_port()
-    limits = [f"--kube-api-qps={qps:g}", f"--kube-api-burst={int(2 * qps)}"] if qps else []
+    configuration = work / f"{name}.yaml"
+    configuration.write_text(scheduler_configuration(kubeconfig, qps))
     proc = ManagedProcess(
         "kube-scheduler",
         [
             find_tool("kube-scheduler"),
-            f"--kubeconfig={kubeconfig}",
+            f"--config={configuration}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
-            "--leader-elect=false",
             f"--secure-port={port}",
             f"--bind-address={LOOPBACK}",
-            *limits,
         ],
-        log,
+        work / f"{name}.log",
     )
     proc.start()
     insecure = ssl.create_default_context()
@@ -437,119 +528,154 @@ def start_kube_scheduler(
                     return proc
         except (OSError, urllib.error.URLError):
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     tail = proc.log_tail()
     proc.stop()
     raise RuntimeError(f"kube-scheduler not ready in {timeout:.0f}s:\n{tail}")
 
 
-def pod_failure(obj: dict) -> str | None:
-    return None  # unschedulable pods stay pending and are retried: counted as unbound at the end
-
-
-def bench_kube_scheduler(
-    api: client.ApiClient,
-    cluster: DevCluster,
-    work: Path,
-    args: argparse.Namespace,
-) -> Phase:
-    count = args.instances
+def pod_checks(api: client.ApiClient) -> dict[str, Any]:
+    """No Node holds more pods than its CPU fits (kube-scheduler does not overcommit)."""
     core = client.CoreV1Api(api)
-    phase = Phase("kube-scheduler")
-    discard(core.create_namespace({"metadata": {"name": POD_NAMESPACE}}, _preload_content=False))
-    started = time.monotonic()
-    scheduler = start_kube_scheduler(
-        cluster.kubeconfig, work / "kube-scheduler.log", args.timeout, args.kube_api_qps
-    )
-    limit = f"{args.kube_api_qps:g}/s" if args.kube_api_qps else "50/s, burst 100 (its default)"
-    print(
-        f"kube-scheduler (pid {scheduler.pid}, API rate limit {limit}) ready in "
-        f"{time.monotonic() - started:.1f}s",
-        flush=True,
-    )
-    sight = FirstSight(
-        phase,
-        count,
-        core.list_namespaced_pod,
-        (POD_NAMESPACE,),
-        lambda obj: (obj.get("spec") or {}).get("nodeName"),
-        pod_failure,
-    )
-    try:
-        sight.start()
-        requests = {"cpu": str(int(REQUEST.vcpus)), "memory": f"{int(REQUEST.ram_mib)}Mi"}
-
-        def create(name: str) -> None:
-            body = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "containers": [
-                        {
-                            "name": "pause",
-                            "image": "registry.invalid/pause:1",
-                            "resources": {"requests": requests},
-                        }
-                    ],
-                },
-            }
-            discard(core.create_namespaced_pod(POD_NAMESPACE, body, _preload_content=False))
-
-        begin = time.monotonic()
-        phase.created = create_all((f"pod-{i:05d}" for i in range(count)), create, args.threads)
-        phase.create_seconds = time.monotonic() - begin
-        print(f"created {count} pods in {phase.create_seconds:.1f}s", flush=True)
-        wait_placed(sight, phase, scheduler, args.timeout)
-        if scheduler.pid is not None:
-            phase.peak_rss_mib, phase.cpu_seconds = usage(scheduler.pid)
-    finally:
-        sight.stop()
-        scheduler.stop()
-    busiest = max(Counter(phase.where.values()).values(), default=0)
+    pods = json.loads(core.list_namespaced_pod(NAMESPACE, _preload_content=False).data)["items"]
+    per_node = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
     fits = min(NODE["cpu"] // int(REQUEST.vcpus), NODE["pods"])
-    verdict = "OK" if busiest <= fits else "OVER CAPACITY"
-    print(f"capacity check: at most {busiest} pods on a node (room for {fits}) -> {verdict}")
-    return phase
+    over = sorted(node for node, count in per_node.items() if count > fits)
+    return {
+        "nodes_used": len(per_node),
+        "most_pods_on_a_node": max(per_node.values(), default=0),
+        "nodes_over_capacity": len(over),
+        "over_capacity_examples": over[:5],
+    }
+
+
+def bench_kube_scheduler(args: argparse.Namespace, work: Path, qps: int | None) -> Side:
+    name = "kube-scheduler" if qps else "kube-scheduler-as-shipped"
+    side = Side(name, args.mode)
+    print(f"{name}: fresh control plane", flush=True)
+    with DevCluster() as cluster:
+        api = api_client(cluster.kubeconfig, args.threads + 4)
+        (work / name).mkdir()
+        kwok = Kwok(cluster.kubeconfig, work / name, hold=())
+        try:
+            create_nodes(api, args.nodes, args.threads)
+            core = client.CoreV1Api(api)
+            discard(
+                core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
+            )
+            kwok.start()
+            requests = {"cpu": str(int(REQUEST.vcpus)), "memory": f"{int(REQUEST.ram_mib)}Mi"}
+
+            def create(pod: str) -> None:
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": pod},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "pause",
+                                "image": "registry.invalid/pause:1",
+                                "resources": {"requests": requests},
+                            }
+                        ],
+                    },
+                }
+                discard(core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
+
+            def start() -> ManagedProcess:
+                proc = start_kube_scheduler(cluster.kubeconfig, work, name, qps, args.timeout)
+                side.ready_seconds = time.monotonic() - side.scheduler_started
+                return proc
+
+            names = [f"pod-{i:05d}" for i in range(args.instances)]
+            run_side(side, args, "pods", names, create, start, [kwok], cluster.kubeconfig, work)
+            side.checks = pod_checks(api)
+        finally:
+            kwok.stop()
+            api.close()
+    return side
 
 
 # -- report --------------------------------------------------------------------------------------
-def summary(ours: Phase, theirs: Phase, count: int) -> None:
-    rows: list[tuple[str, Callable[[Phase], str]]] = [
-        ("objects created", lambda p: str(len(p.created))),
-        ("placed", lambda p: str(len(p.placed))),
-        ("ended ERROR (NoValidHost)", lambda p: str(len(p.failed))),
-        ("never placed / unbound", lambda p: str(count - len(p.placed))),
-        ("create calls took (s)", lambda p: f"{p.create_seconds:.1f}"),
-        ("placements per second", lambda p: f"{p.per_second():.1f}"),
-        ("create -> placed p50 (s)", lambda p: f"{p.percentile(50):.3f}"),
-        ("create -> placed p99 (s)", lambda p: f"{p.percentile(99):.3f}"),
-        ("scheduler peak RSS (MiB)", lambda p: f"{p.peak_rss_mib:.0f}"),
-        ("scheduler CPU time (s)", lambda p: f"{p.cpu_seconds:.1f}"),
-    ]
+ROWS = (
+    ("objects created", "objects"),
+    ("placed", "placed"),
+    ("running", "running"),
+    ("ended ERROR", "failed"),
+    ("create calls/s", "creates_per_second"),
+    ("start -> ready (s)", "scheduler_ready_seconds"),
+    ("start -> 1st placed (s)", "start_to_first_placement_seconds"),
+    ("placed/s", "placed_per_second"),
+    ("running/s", "running_per_second"),
+    ("create->placed p50 (s)", "placed_p50_seconds"),
+    ("create->placed p99 (s)", "placed_p99_seconds"),
+    ("create->running p50 (s)", "running_p50_seconds"),
+    ("create->running p99 (s)", "running_p99_seconds"),
+    ("scheduler peak RSS (MiB)", "scheduler_peak_rss_mib"),
+    ("scheduler CPU (s)", "scheduler_cpu_seconds"),
+    ("kwok peak RSS (MiB)", "kubelet_stand_in_peak_rss_mib"),
+    ("kwok CPU (s)", "kubelet_stand_in_cpu_seconds"),
+)
+
+
+def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
+    """kubenova / unthrottled kube-scheduler: > 1 means kubenova is faster."""
+
+    def ratio(key: str) -> float:
+        return round(ours[key] / theirs[key], 3) if theirs[key] else float("nan")
+
+    return {
+        "placed_per_second": ratio("placed_per_second"),
+        "running_per_second": ratio("running_per_second"),
+    }
+
+
+def report(sides: list[Side], args: argparse.Namespace) -> dict[str, Any]:
+    figures = {side.name: side.figures() for side in sides}
     print()
-    print(f"{'':<26}{'kubenova':>14}{'kube-scheduler':>16}")
-    for label, cell in rows:
-        print(f"{label:<26}{cell(ours):>14}{cell(theirs):>16}")
-    if theirs.per_second():
-        ratio = ours.per_second() / theirs.per_second()
-        print(f"ratio kubenova placements/s / kube-scheduler pods/s: {ratio:.3f}")
-    for reason, times in Counter(ours.failed.values()).most_common(3):
-        print(f"kubenova ERROR x{times}: {reason}")
+    print(f"mode {args.mode}, {args.nodes} nodes, {args.instances} objects per side")
+    print(f"{'':<26}" + "".join(f"{side.name:>28}" for side in sides))
+    for label, key in ROWS:
+        print(f"{label:<26}" + "".join(f"{figures[s.name][key]!s:>28}" for s in sides))
+    for side in sides:
+        checks = figures[side.name]["checks"]
+        print(f"{side.name} checks: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
+        for reason, times in figures[side.name]["failures"].items():
+            print(f"{side.name} ERROR x{times}: {reason}")
+    result: dict[str, Any] = {
+        "mode": args.mode,
+        "nodes": args.nodes,
+        "objects": args.instances,
+        "sides": figures,
+    }
+    if "kube-scheduler" in figures:
+        result["ratios"] = ratios(figures["kubenova"], figures["kube-scheduler"])
+        print(
+            "ratio kubenova / unthrottled kube-scheduler: "
+            f"placed/s {result['ratios']['placed_per_second']}, "
+            f"running/s {result['ratios']['running_per_second']}"
+        )
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=5000, help="fake compute Nodes")
-    parser.add_argument("--instances", type=int, default=5000, help="instances, and as many pods")
+    parser.add_argument("--instances", type=int, default=10000, help="instances, and as many pods")
+    parser.add_argument("--mode", choices=("drain", "stream"), default="drain")
     parser.add_argument("--threads", type=int, default=16, help="threads making create calls")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait per phase")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait per side")
     parser.add_argument(
-        "--kube-api-qps",
-        type=float,
-        help="lift kube-scheduler's API rate limit to this (burst twice it); default: as shipped",
+        "--order", choices=("kubenova-first", "kube-scheduler-first"), default="kubenova-first"
     )
+    parser.add_argument(
+        "--as-shipped",
+        action="store_true",
+        help="also run kube-scheduler with its client's default limits (printed, not a ratio)",
+    )
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     ours_fit, theirs_fit = capacities(args.nodes)
     print(
@@ -563,24 +689,20 @@ def main() -> int:
         print("more objects than fit on one side: raise --nodes", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `timeout` still cleans up
-    with tempfile.TemporaryDirectory(prefix="kubenova-bench-") as tmp, DevCluster() as cluster:
-        work = Path(tmp)
-        api = api_client(cluster.kubeconfig, args.threads + 4)
-        try:
-            install_crds(api, KINDS)
-            core = client.CoreV1Api(api)
-            begin = time.monotonic()
-            create_all(
-                (f"node-{i:05d}" for i in range(args.nodes)),
-                lambda name: create_node(core, name),
-                args.threads,
-            )
-            print(f"setup: {args.nodes} nodes in {time.monotonic() - begin:.1f}s", flush=True)
-            ours = bench_kubenova(api, cluster, work, args)
-            theirs = bench_kube_scheduler(api, cluster, work, args)
-        finally:
-            api.close()
-    summary(ours, theirs, args.instances)
+    runs: list[Callable[[Path], Side]] = [
+        lambda work: bench_kubenova(args, work),
+        lambda work: bench_kube_scheduler(args, work, UNTHROTTLED_QPS),
+    ]
+    if args.order == "kube-scheduler-first":
+        runs.reverse()
+    if args.as_shipped:
+        runs.append(lambda work: bench_kube_scheduler(args, work, None))
+    with tempfile.TemporaryDirectory(prefix="kubenova-bench-") as tmp:
+        sides = [run(Path(tmp)) for run in runs]
+    sides.sort(key=lambda side: (side.name != "kubenova", side.name))
+    result = report(sides, args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 
