@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 from sight import Stamps, Watcher
 
 from kubenova import GROUP, VERSION
@@ -71,6 +72,8 @@ IMAGE = "bench-tiny"
 REQUEST = Resources(vcpus=1, ram_mib=512, disk_gib=1)
 NODE = {"cpu": 8, "memory_gib": 32, "disk_gib": 200, "pods": 110}
 UNTHROTTLED_QPS = 5000  # scheduler_perf's client qps and burst
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
+READS = frozenset({"GET", "LIST"})  # WATCH is one long request, not a per-object cost
 
 
 @dataclass
@@ -90,6 +93,13 @@ class Side:
     helper_rss_mib: float = 0.0
     helper_cpu_seconds: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """The apiserver's requests during the run by (verb, resource[/subresource]), the
+    benchmark's own create calls taken out."""
+
+    def per_object(self, verbs: frozenset[str]) -> float:
+        total = sum(n for (verb, _), n in self.requests.items() if verb in verbs)
+        return round(total / len(self.created), 2) if self.created else 0.0
 
     def latencies(self, seen: dict[str, float]) -> list[float]:
         return sorted(seen[n] - self.created[n] for n in seen if n in self.created)
@@ -141,6 +151,11 @@ class Side:
             "scheduler_cpu_seconds": round(self.cpu_seconds, 2),
             "kubelet_stand_in_peak_rss_mib": round(self.helper_rss_mib, 1),
             "kubelet_stand_in_cpu_seconds": round(self.helper_cpu_seconds, 2),
+            "api_writes_per_object": self.per_object(WRITES),
+            "api_reads_per_object": self.per_object(READS),
+            "api_requests": {
+                f"{verb} {resource}": n for (verb, resource), n in self.requests.most_common()
+            },
             "failures": dict(Counter(self.stamps.failed.values()).most_common(3)),
             "checks": self.checks,
         }
@@ -244,6 +259,23 @@ def usage(pid: int | None) -> tuple[float, float]:
     return hwm_kib / 1024, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def api_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
+    """apiserver_request_total from the apiserver's /metrics, by (verb, resource[/sub])."""
+    response = api.call_api("GET", api.configuration.host + "/metrics")
+    response.read()
+    counts: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(response.data.decode()):
+        for sample in family.samples:
+            if sample.name != "apiserver_request_total":
+                continue
+            labels = sample.labels
+            resource = labels.get("resource") or labels.get("subresource") or "?"
+            if labels.get("resource") and labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            counts[labels.get("verb", "?"), resource] += int(sample.value)
+    return counts
+
+
 def wait_settled(
     watcher: Watcher, side: Side, expected: int, procs: list[ManagedProcess], timeout: float
 ) -> None:
@@ -273,6 +305,7 @@ def run_side(
     create: Callable[[str], None],
     start_scheduler: Callable[[], ManagedProcess],
     helpers: list[ManagedProcess],
+    api: client.ApiClient,
     kubeconfig: Path,
     work: Path,
 ) -> None:
@@ -280,6 +313,7 @@ def run_side(
     start the scheduler, watch, create. Then wait, and take the processes' usage."""
     watcher = Watcher(kubeconfig, kind, NAMESPACE, len(names), work / f"{side.name}-stamps.json")
     scheduler: ManagedProcess | None = None
+    before = api_requests(api)
 
     def create_everything() -> None:
         begin = time.monotonic()
@@ -300,6 +334,8 @@ def run_side(
             watcher.start()
             create_everything()
         wait_settled(watcher, side, len(names), [scheduler, *helpers], args.timeout)
+        side.requests = api_requests(api) - before
+        side.requests["POST", kind] -= len(side.created)  # the benchmark's own creates
         side.peak_rss_mib, side.cpu_seconds = usage(scheduler.pid)
         for helper in helpers:
             rss, cpu = usage(helper.pid)
@@ -472,7 +508,9 @@ def bench_kubenova(args: argparse.Namespace, work: Path) -> Side:
                 return operator
 
             names = [f"vm-{i:05d}" for i in range(args.instances)]
-            run_side(side, args, "instances", names, create, start, [], cluster.kubeconfig, work)
+            run_side(
+                side, args, "instances", names, create, start, [], api, cluster.kubeconfig, work
+            )
             side.checks = kubenova_checks(api)
         finally:
             api.close()
@@ -590,7 +628,9 @@ def bench_kube_scheduler(args: argparse.Namespace, work: Path, qps: int | None) 
                 return proc
 
             names = [f"pod-{i:05d}" for i in range(args.instances)]
-            run_side(side, args, "pods", names, create, start, [kwok], cluster.kubeconfig, work)
+            run_side(
+                side, args, "pods", names, create, start, [kwok], api, cluster.kubeconfig, work
+            )
             side.checks = pod_checks(api)
         finally:
             kwok.stop()
@@ -617,6 +657,8 @@ ROWS = (
     ("scheduler CPU (s)", "scheduler_cpu_seconds"),
     ("kwok peak RSS (MiB)", "kubelet_stand_in_peak_rss_mib"),
     ("kwok CPU (s)", "kubelet_stand_in_cpu_seconds"),
+    ("API writes / object", "api_writes_per_object"),
+    ("API reads / object", "api_reads_per_object"),
 )
 
 
@@ -642,6 +684,12 @@ def report(sides: list[Side], args: argparse.Namespace) -> dict[str, Any]:
     for side in sides:
         checks = figures[side.name]["checks"]
         print(f"{side.name} checks: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
+        writes = [
+            f"{request} {n / max(1, len(side.created)):.2f}"
+            for request, n in figures[side.name]["api_requests"].items()
+            if request.split()[0] in WRITES and n
+        ]
+        print(f"{side.name} writes per object: " + ", ".join(writes))
         for reason, times in figures[side.name]["failures"].items():
             print(f"{side.name} ERROR x{times}: {reason}")
     result: dict[str, Any] = {

@@ -20,7 +20,7 @@ SOURCES = Path(events.__file__).resolve().parents[1]
 
 def test_warnings_are_failures_and_the_build_steps_are_normal():
     assert Reason.BUILD_FAILED.type == Reason.HOST_DOWN.type == "Warning"
-    for reason in (Reason.SCHEDULING, Reason.SCHEDULED, Reason.ACTIVE, Reason.IMAGE_ACTIVE,
+    for reason in (Reason.SCHEDULED, Reason.NETWORKED, Reason.ACTIVE, Reason.IMAGE_ACTIVE,
                    Reason.DELETING, Reason.VOLUME_AVAILABLE, Reason.VOLUME_EXTENDED):  # fmt: skip
         assert reason.type == "Normal", reason
 

@@ -377,8 +377,9 @@ class Lifecycle:
                 patch["observedPowerState"] = observed
 
         self.obj = await self.c.writer.transition(
-            self.namespace, self.name, state, target, message, at=started, derive=begin
-        )
+            self.namespace, self.name, state, target, message, at=started, derive=begin,
+            known=self.obj,
+        )  # fmt: skip
         if annotation is not None:
             await self.remove_annotation(annotation)
         self.emit(action.event_started, message)
@@ -489,8 +490,9 @@ class Lifecycle:
         elif source_vm == VmState.ERROR or target == states.ACTIVE:
             fields["fault"] = None  # out of ERROR: the fault was about the state it left
         self.obj = await self.c.writer.transition(
-            self.namespace, self.name, state, target, message, fields, at=finished, derive=finish
-        )
+            self.namespace, self.name, state, target, message, fields, at=finished, derive=finish,
+            known=self.obj,
+        )  # fmt: skip
         self.emit(action.event_done if ok else Reason.ACTION_FAILED, message)
         log.info("%s: %s -> %s (%s)", self.ref, state, target, message)
 

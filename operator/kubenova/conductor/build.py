@@ -131,15 +131,25 @@ class Build:
     async def _move(
         self,
         target: State,
-        reason: Reason,
+        reason: Reason | None,
         message: str,
         derive: Derive | None = None,
         **fields: Any,
     ) -> None:
+        """One status write; an Event too unless `reason` is None (a step with nothing to do
+        or one no user looks for: the status and the action log say it)."""
         self.obj = await self.c.writer.transition(
-            self.namespace, self.name, self.state, target, message, fields, derive=derive
+            self.namespace,
+            self.name,
+            self.state,
+            target,
+            message,
+            fields,
+            derive=derive,
+            known=self.obj,
         )
-        self.emit(reason, message)
+        if reason is not None:
+            self.emit(reason, message)
         log.info("%s: %s (%s)", self.ref, target, message)
 
     async def drive(self) -> None:
@@ -180,7 +190,7 @@ class Build:
             raise BuildError(str(err), 403) from err
         await self._move(
             states.SCHEDULING,
-            Reason.SCHEDULING,
+            None,  # the next Event, Scheduled, says where it went
             "build requested; scheduling",
             # the action log's `create` (conductor/actionlog.py); the build boots the guest, so
             # the power state it takes up is Running (a Stopped spec is a stop once ACTIVE)
@@ -261,9 +271,7 @@ class Build:
         """One Port per requested network (neutron's allocate_for_instance)."""
         requests = self.obj["spec"].get("networks") or []
         if not requests:
-            await self._move(
-                states.BLOCK_DEVICE_MAPPING, Reason.NETWORKED, "no ports requested", addresses=[]
-            )
+            await self._move(states.BLOCK_DEVICE_MAPPING, None, "no ports requested", addresses=[])
             return
         owner = Owner(self.namespace, self.name, self.uid)
         existing = await self.c.ports.of_instance(owner)
@@ -299,7 +307,7 @@ class Build:
             except AttachError as err:
                 raise BuildError(str(err), err.code) from err
         message = f"attached volumes {', '.join(names)}" if names else "root disk only"
-        await self._move(states.SPAWNING, Reason.BLOCK_DEVICES_MAPPED, message)
+        await self._move(states.SPAWNING, Reason.BLOCK_DEVICES_MAPPED if names else None, message)
 
     async def spawn(self) -> None:
         """Boot the VM; ACTIVE once the hypervisor runs it (the guest watch, guest.py, then

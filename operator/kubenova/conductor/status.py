@@ -1,8 +1,11 @@
 """The only way Instance status is written: one compare-and-swap write per transition.
 
-The object is re-read, its state compared with what the caller expected, the transition checked
-against the state machine, and the patch sent with the resourceVersion it was computed from, so
-a concurrent writer makes it fail (409) instead of being overwritten.
+The patch is computed from the object as the caller last saw it (the response to its previous
+write, `known`) or, without one or after a lost race, as read afresh; its state is compared with
+what the caller expected, the transition checked against the state machine, and the patch sent
+with the resourceVersion it was computed from, so a concurrent writer makes it fail (409) instead
+of being overwritten. No read precedes a write whose base is still current (kube-scheduler's
+"no GET before a write": the resourceVersion comes from the last response).
 """
 
 from __future__ import annotations
@@ -102,19 +105,21 @@ class StatusWriter:
         at: datetime | None = None,
         retries: int = 8,
         derive: Derive | None = None,
+        known: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Move the instance from `expected` to `target`, setting `fields` in the same write.
 
+        `known`: the object as the caller last saw it, tried first (a stale one only costs
+        the 409 after which it is read afresh).
         `derive(status, patch)`, if given, adds to the status patch from the status just read
         (for lists such as `actions`, which must not be computed from a stale copy).
         Raises UnexpectedState if the instance is elsewhere (someone else moved it), and
         InvalidTransition if the state machine forbids the step.
         """
         states.check(expected, target)
-        for _ in range(retries):
-            obj = await self.objects.get(PLURAL, name, namespace)
-            status = obj.get("status") or {}
-            current = states.of_status(status)
+        for attempt in range(retries):
+            base = known if attempt == 0 else None
+            obj, status, current = await self._base(namespace, name, base, expected)
             if current != expected:
                 raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
             moment = at or now()
@@ -162,14 +167,15 @@ class StatusWriter:
         expected: State | None,
         derive: Derive,
         retries: int = 8,
+        known: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One compare-and-swap status write that keeps the state (a refused action, the
         action log): `derive(status, patch)` fills the patch from the status just read.
-        `expected` None: whatever the state (the deletion's log entry)."""
-        for _ in range(retries):
-            obj = await self.objects.get(PLURAL, name, namespace)
-            status = obj.get("status") or {}
-            current = states.of_status(status)
+        `expected` None: whatever the state (the deletion's log entry). `known`: as in
+        transition()."""
+        for attempt in range(retries):
+            base = known if attempt == 0 else None
+            obj, status, current = await self._base(namespace, name, base, expected)
             if expected is not None and current != expected:
                 raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
             patch_status: dict[str, Any] = {}
@@ -181,6 +187,21 @@ class StatusWriter:
             if updated is not None:
                 return updated
         raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
+
+    async def _base(
+        self, namespace: str, name: str, known: dict[str, Any] | None, expected: State | None
+    ) -> tuple[dict[str, Any], dict[str, Any], State]:
+        """What a patch is computed from, its status and state: the caller's copy if it has a
+        resourceVersion to send as the precondition and is in the `expected` state (a copy
+        that is behind is not trusted to say the instance moved), else the object read now."""
+        if known is not None and (known.get("metadata") or {}).get("resourceVersion"):
+            status = known.get("status") or {}
+            state = states.of_status(status)
+            if expected is None or state == expected:
+                return known, status, state
+        obj = await self.objects.get(PLURAL, name, namespace)
+        status = obj.get("status") or {}
+        return obj, status, states.of_status(status)
 
 
 def _observe(obj: dict, status: dict, source: State, target: State, moment: datetime) -> None:

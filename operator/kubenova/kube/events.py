@@ -43,8 +43,8 @@ EventType = Literal["Normal", "Warning"]
 class Reason(StrEnum):
     """Every Event reason the operator emits, by the object it is about."""
 
-    # Instance: the build (conductor/build.py), one per step
-    SCHEDULING = "Scheduling"
+    # Instance: the build (conductor/build.py), one per step that did something a user looks
+    # for (acceptance, and a step with no ports or volumes to handle, write status only)
     SCHEDULED = "Scheduled"
     NETWORKED = "Networked"
     BLOCK_DEVICES_MAPPED = "BlockDevicesMapped"
