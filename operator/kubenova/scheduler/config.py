@@ -35,6 +35,10 @@ class SchedulerConfig(BaseModel):
     disk_allocation_ratio: float = Field(default=1.0, gt=0)
     host_subset_size: int = Field(default=1, ge=1)
     """Choose randomly among this many best-weighed hosts (spreads concurrent decisions)."""
+    max_placement_results: int = Field(default=1000, ge=1)
+    """Hosts weighed per decision at most (Nova's [scheduler] max_placement_results: since
+    Queens the filter scheduler weighs only the candidates placement returned, 1,000 by
+    default); the survivors beyond are left for the next decisions, which start further on."""
     max_attempts: int = Field(default=3, ge=1)
     """Hosts one build may be tried on: the chosen one plus max_attempts-1 alternates."""
 

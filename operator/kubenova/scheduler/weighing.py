@@ -7,10 +7,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
-from kubenova.scheduler.weighers.base import BaseHostWeigher, normalize
+from kubenova.scheduler.weighers.base import BaseHostWeigher, normalize, normalize_array
 
 log = logging.getLogger("kubenova.scheduler")
 
@@ -66,6 +69,41 @@ def weigh(
     ranked = [WeighedHost(host, total) for host, total in zip(hosts, totals, strict=True)]
     ranked.sort(key=lambda w: w.weight, reverse=True)
     return ranked
+
+
+def filter_table(
+    table: HostTable,
+    spec: RequestSpec,
+    filters: Sequence[BaseHostFilter],
+    candidates: np.ndarray,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """run_filters over a table: the rows among `candidates` (a mask) passing every filter,
+    in table order, and the hosts each filter removed (0s included; once none is left, the
+    rest are not asked)."""
+    passing = candidates.copy()
+    removed: dict[str, int] = {}
+    for host_filter in filters:
+        before = int(passing.sum())
+        if before:
+            passing &= host_filter.mask(table, spec)
+        removed[host_filter.name] = before - int(passing.sum())
+    return np.flatnonzero(passing), removed
+
+
+def weigh_table(
+    table: HostTable,
+    rows: np.ndarray,
+    spec: RequestSpec,
+    weighers: Sequence[BaseHostWeigher],
+    multipliers: Mapping[str, float],
+) -> np.ndarray:
+    """weigh() over a table: `rows` best first, with the same arithmetic (so the same floats)
+    and the same tie-break (input order)."""
+    totals = np.zeros(len(rows), dtype=float)
+    for weigher in weighers:
+        multiplier = multipliers.get(weigher.name, weigher.default_multiplier)
+        totals += multiplier * normalize_array(weigher.raw_weights(table, spec)[rows])
+    return rows[np.argsort(-totals, kind="stable")]
 
 
 def explain_no_valid_host(total: int, removed: Mapping[str, int]) -> str:

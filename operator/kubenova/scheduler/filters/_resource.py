@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import RESOURCE_COLUMNS, HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 
@@ -34,3 +37,7 @@ class ResourceFilter(BaseHostFilter):
             return FilterResult.ok()
         unit = self.unit
         return FilterResult.fail(f"needs {fmt(wanted)}{unit} {self.noun}, {fmt(free)}{unit} free")
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        wanted = float(getattr(spec.resources, self.resource))
+        return table.free[:, RESOURCE_COLUMNS[self.resource]] >= wanted

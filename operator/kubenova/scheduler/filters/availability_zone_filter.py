@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import ZONE_LABEL, HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 
@@ -18,3 +21,9 @@ class AvailabilityZoneFilter(BaseHostFilter):
         if host.zone is None:
             return FilterResult.fail(f"zone {wanted} requested, node has no {ZONE_LABEL} label")
         return FilterResult.fail(f"zone {wanted} requested, node is in {host.zone}")
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        wanted = spec.availability_zone
+        if wanted is None:
+            return np.ones(len(table), dtype=bool)
+        return table.label_mask(ZONE_LABEL, lambda zone: zone == wanted)

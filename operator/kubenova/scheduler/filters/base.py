@@ -6,7 +6,10 @@ import abc
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 
@@ -39,3 +42,11 @@ class BaseHostFilter(abc.ABC):
 
     @abc.abstractmethod
     def host_passes(self, host: HostState, spec: RequestSpec) -> FilterResult: ...
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        """The fast path: which rows of `table` pass, as a bool array. This default asks
+        host_passes per row; a filter overrides it with array operations that answer the
+        same (tests/unit/scheduler/test_fast_path.py compares them)."""
+        return np.array(
+            [self.host_passes(table.host(i), spec).passed for i in range(len(table))], dtype=bool
+        )

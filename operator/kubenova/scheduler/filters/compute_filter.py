@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable, node_blocks
 from kubenova.scheduler.interface import RequestSpec
-
-#: taint effects that keep new work off a node (PreferNoSchedule is only a preference)
-BLOCKING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 
 
 class ComputeFilter(BaseHostFilter):
@@ -16,14 +16,10 @@ class ComputeFilter(BaseHostFilter):
     NoSchedule/NoExecute taint."""
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> FilterResult:
-        node = host.node
         if host.service_down:
             return FilterResult.fail(f"compute service is down: {host.service_down}")
-        if not node.ready:
-            return FilterResult.fail("node is not Ready")
-        if node.unschedulable:
-            return FilterResult.fail("node is cordoned")
-        for taint in node.taints:
-            if taint.rpartition(":")[2] in BLOCKING_EFFECTS:
-                return FilterResult.fail(f"node has taint {taint}")
-        return FilterResult.ok()
+        blocked = node_blocks(host.node)
+        return FilterResult.ok() if blocked is None else FilterResult.fail(blocked)
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        return table.node_ok & ~table.down

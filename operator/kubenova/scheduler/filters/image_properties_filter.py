@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 ARCH_LABEL = "kubernetes.io/arch"
@@ -60,13 +63,38 @@ class ImagePropertiesFilter(BaseHostFilter):
     set, or a label the Node lacks, constrains nothing."""
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> FilterResult:
-        props, labels = spec.image_properties, host.node.labels
-        arch = _prop(props, "architecture", "hw_architecture")
+        labels = host.node.labels
+        arch, hv_type = _wanted(spec)
         node_arch = labels.get(ARCH_LABEL)
-        if arch and node_arch and kube_arch(arch) != node_arch.lower():
+        if not _arch_fits(arch, node_arch):
             return FilterResult.fail(f"image architecture {arch}, node is {node_arch}")
-        hv_type = _prop(props, "hypervisor_type", "img_hv_type")
         node_hv = labels.get(HYPERVISOR_LABEL)
-        if hv_type and node_hv and hypervisor_family(hv_type) != hypervisor_family(node_hv):
+        if not _hypervisor_fits(hv_type, node_hv):
             return FilterResult.fail(f"image hypervisor_type {hv_type}, node runs {node_hv}")
         return FilterResult.ok()
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        arch, hv_type = _wanted(spec)
+        passing = np.ones(len(table), dtype=bool)
+        if arch:
+            passing &= table.label_mask(ARCH_LABEL, lambda value: _arch_fits(arch, value))
+        if hv_type:
+            passing &= table.label_mask(
+                HYPERVISOR_LABEL, lambda value: _hypervisor_fits(hv_type, value)
+            )
+        return passing
+
+
+def _wanted(spec: RequestSpec) -> tuple[str | None, str | None]:
+    props = spec.image_properties
+    return _prop(props, "architecture", "hw_architecture"), _prop(
+        props, "hypervisor_type", "img_hv_type"
+    )
+
+
+def _arch_fits(arch: str | None, node_arch: str | None) -> bool:
+    return not (arch and node_arch and kube_arch(arch) != node_arch.lower())
+
+
+def _hypervisor_fits(hv_type: str | None, node_hv: str | None) -> bool:
+    return not (hv_type and node_hv and hypervisor_family(hv_type) != hypervisor_family(node_hv))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 
@@ -16,3 +19,8 @@ class SameHostFilter(BaseHostFilter):
         if not spec.same_host or host.name in spec.same_host:
             return FilterResult.ok()
         return FilterResult.fail(f"sameHost: instances are on {', '.join(sorted(spec.same_host))}")
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        if not spec.same_host:
+            return np.ones(len(table), dtype=bool)
+        return table.only(spec.same_host)

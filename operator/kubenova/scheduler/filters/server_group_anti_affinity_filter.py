@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.filters.base import BaseHostFilter, FilterResult
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 
 
@@ -18,3 +21,8 @@ class ServerGroupAntiAffinityFilter(BaseHostFilter):
         if members < limit:
             return FilterResult.ok()
         return FilterResult.fail(f"anti-affinity: host holds {members} of the group, max {limit}")
+
+    def mask(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        if spec.group_policy != "anti-affinity":
+            return np.ones(len(table), dtype=bool)
+        return table.sparse(spec.group_hosts) < spec.group_max_per_host

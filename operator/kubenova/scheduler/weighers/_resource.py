@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import RESOURCE_COLUMNS, HostTable
 from kubenova.scheduler.interface import RequestSpec
 from kubenova.scheduler.weighers.base import BaseHostWeigher
 
@@ -18,3 +21,6 @@ class FreeResourceWeigher(BaseHostWeigher):
 
     def raw_weight(self, host: HostState, spec: RequestSpec) -> float:
         return float(getattr(host.free, self.resource))
+
+    def raw_weights(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        return table.free[:, RESOURCE_COLUMNS[self.resource]]

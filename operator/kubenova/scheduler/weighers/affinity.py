@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 from kubenova.scheduler.weighers.base import BaseHostWeigher
 
@@ -19,6 +22,11 @@ class _GroupMembersWeigher(BaseHostWeigher):
         if spec.group_policy != self.policy:
             return 0.0
         return self.sign * spec.group_hosts.get(host.name, 0)
+
+    def raw_weights(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        if spec.group_policy != self.policy:
+            return np.zeros(len(table), dtype=float)
+        return self.sign * table.sparse(spec.group_hosts)
 
 
 class ServerGroupSoftAffinityWeigher(_GroupMembersWeigher):

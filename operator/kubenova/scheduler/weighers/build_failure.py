@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 from kubenova.scheduler.weighers.base import BaseHostWeigher
 
@@ -16,3 +19,6 @@ class BuildFailureWeigher(BaseHostWeigher):
 
     def raw_weight(self, host: HostState, spec: RequestSpec) -> float:
         return float(host.failed_builds)
+
+    def raw_weights(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        return table.failed_builds.astype(float)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kubenova.scheduler.host_state import HostState
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import RequestSpec
 from kubenova.scheduler.weighers.base import BaseHostWeigher
 
@@ -15,3 +18,6 @@ class IoOpsWeigher(BaseHostWeigher):
 
     def raw_weight(self, host: HostState, spec: RequestSpec) -> float:
         return float(host.io_ops)
+
+    def raw_weights(self, table: HostTable, spec: RequestSpec) -> np.ndarray:
+        return table.io_ops.astype(float)
