@@ -31,6 +31,7 @@ from kubenova.network.ipam import Subnet, port_name
 from kubenova.network.ports import Owner, PortError
 from kubenova.quota import QuotaExceeded, instance_usage
 from kubenova.scheduler.host_state import HostState, host_states
+from kubenova.scheduler.host_table import HostTable
 from kubenova.scheduler.interface import NoValidHost, RequestSpec
 from kubenova.scheduler.request import build_request_spec, resources_of
 from kubenova.scheduler.resources import Resources
@@ -222,7 +223,7 @@ class Build:
         async with self.c.group_lock(self.namespace, group):
             try:
                 selection = await self.c.scheduler.select_destinations(
-                    await self.request_spec(flavor, image, group), self.host_states()
+                    await self.request_spec(flavor, image, group), self.host_table()
                 )
             except NoValidHost as err:
                 raise BuildError(str(err), 500, details=self.attempts_text()) from err
@@ -239,11 +240,11 @@ class Build:
 
     async def claim_alternate(self, request: Resources, alternates: list[str]):
         """A reschedule goes to the decision's next alternate, as Nova's conductor does."""
-        hosts = {h.name: h for h in self.host_states()}
+        table = self.host_table()
         for index, name in enumerate(alternates):
-            host = hosts.get(name)
-            if host is not None and await self.c.placement.claim(
-                name, self.uid, self.ref, request, host.capacity
+            capacity = table.capacity_of(name)
+            if capacity is not None and await self.c.placement.claim(
+                name, self.uid, self.ref, request, capacity
             ):
                 return name, alternates[index + 1 :]
         raise BuildError(
@@ -355,7 +356,7 @@ class Build:
         """
         if not self.holds_claim(host):
             flavor = self.resolve_flavor(self.obj["spec"]["flavor"])
-            capacity = next((h.capacity for h in self.host_states() if h.name == host), None)
+            capacity = self.host_table().capacity_of(host)
             if capacity is None or not await self.c.placement.claim(
                 host, self.uid, self.ref, resources_of(flavor), capacity
             ):
@@ -600,6 +601,14 @@ class Build:
     def holds_claim(self, host: str) -> bool:
         indexed = tuple(self.caches.claims.get(self.uid) or ())
         return host in indexed or self.uid in (self.c.placement.own_claims.get(host) or {})
+
+    def host_table(self) -> HostTable:
+        """The hosts for a decision: from the host cache once it has caught up with the
+        indexes, else rebuilt from them (the operator's first moments)."""
+        cache, caches = self.c.host_cache, self.caches
+        if cache.caught_up(caches.nodes, caches.providers, caches.pods, caches.placements):
+            return cache.table(self.c.placement.own_claims, self.c.failed_builds, self.c.hosts_down)
+        return HostTable.of_hosts(self.host_states())
 
     def host_states(self) -> list[HostState]:
         return host_states(

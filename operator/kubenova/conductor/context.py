@@ -19,6 +19,8 @@ from kubenova.network.datapath import Datapath
 from kubenova.network.ports import Owner, Ports
 from kubenova.quota.ledger import Quotas
 from kubenova.scheduler.config import SchedulerConfig
+from kubenova.scheduler.host_cache import HostCache
+from kubenova.scheduler.host_state import AllocationRatios
 from kubenova.scheduler.interface import Scheduler
 from kubenova.scheduler.placement import Placement
 from kubenova.virt.driver import ComputeDriver
@@ -131,6 +133,8 @@ class Conductor:
     """Recent build failures per host (BuildFailureWeigher); a success there resets it."""
     hosts_down: dict[str, str] = field(default_factory=dict)
     """Hosts whose heartbeat stopped, with why (conductor/hosts.py keeps it; ComputeFilter)."""
+    host_cache: HostCache = field(default_factory=lambda: HostCache(AllocationRatios()))
+    """The scheduler's host state, kept from watch events (handlers/host_cache.py)."""
     _group_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     async def release_tenant_resources(

@@ -4,6 +4,7 @@ Importing this package registers every handler with kopf's default registry.
 """
 
 from kubenova.handlers import (  # noqa: F401
+    host_cache,
     image,
     indexes,
     instance,

@@ -45,12 +45,19 @@ async def build_instance(body, memo, stopped, **indexes):
 
 
 @kopf.on.event(GROUP, VERSION, "instances")
-def track_vm_state(event, uid, status, **_):
-    if event["type"] == "DELETED":
+async def track_instance(event, uid, status, memo, **_):
+    """The vmState gauge, the daemon's wake-up, and where the scheduler's host cache has the
+    instance (async: on the event loop with the decisions that read the cache)."""
+    deleted = event["type"] == "DELETED"
+    if deleted:
         VM_STATES.pop(uid, None)
         WAKE.pop(uid, None)
     else:
         VM_STATES[uid] = status.get("vmState") or "NEW"
+    conductor: Conductor | None = getattr(memo, "conductor", None)
+    if conductor is not None:
+        host = None if deleted else status.get("host")
+        conductor.host_cache.instance_changed(uid, host, status.get("taskState"))
     wake = WAKE.get(uid)
     if wake is not None:
         wake.set()

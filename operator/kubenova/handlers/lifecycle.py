@@ -25,6 +25,7 @@ from kubenova.network.datapath import Datapath, probe
 from kubenova.network.ports import Ports
 from kubenova.quota.ledger import Quotas
 from kubenova.scheduler.filter_scheduler import FilterScheduler
+from kubenova.scheduler.host_cache import HostCache
 from kubenova.scheduler.placement import Placement
 from kubenova.virt.fake import FakeDriver
 from kubenova.virt.qemu.driver import QemuProcessDriver
@@ -84,6 +85,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
             cluster_driver=cluster_driver_for(config, api),
         ),
         scheduling=config.scheduler,
+        host_cache=HostCache(config.scheduler.ratios),
         start_timeout=config.start_timeout,
         boot_timeout=config.boot_timeout,
     )

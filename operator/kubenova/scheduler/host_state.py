@@ -23,6 +23,11 @@ class AllocationRatios:
     ram: float = 1.0
     disk: float = 1.0
 
+    def capacity(self, allocatable: Resources) -> Resources:
+        """What the scheduler may allocate on a host: allocatable x the ratios."""
+        a = allocatable
+        return Resources(a.vcpus * self.cpu, a.ram_mib * self.ram, a.disk_gib * self.disk)
+
 
 @dataclass(frozen=True)
 class NodeSummary:
@@ -111,9 +116,7 @@ class HostState:
     def build(
         cls, node: NodeSummary, used: Resources, ratios: AllocationRatios, **stats: Any
     ) -> HostState:
-        a = node.allocatable
-        capacity = Resources(a.vcpus * ratios.cpu, a.ram_mib * ratios.ram, a.disk_gib * ratios.disk)
-        return cls(node, capacity, used, **stats)
+        return cls(node, ratios.capacity(node.allocatable), used, **stats)
 
 
 #: task states that keep a host's disks and CPUs busy (Nova's io_ops: builds, reboots, ...)

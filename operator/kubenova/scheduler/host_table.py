@@ -57,6 +57,8 @@ class HostTable:
     service_down: list[str | None]
     node_ok: np.ndarray
     """bool: node_blocks() is None."""
+    down: np.ndarray
+    """bool: service_down is set."""
     _index: dict[str, int] | None = field(default=None, repr=False)
     _codes: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
@@ -72,6 +74,7 @@ class HostTable:
             failed_builds=np.array([h.failed_builds for h in hosts], dtype=np.int64),
             service_down=[h.service_down for h in hosts],
             node_ok=np.array([node_blocks(h.node) is None for h in hosts], dtype=bool),
+            down=np.array([h.service_down is not None for h in hosts], dtype=bool),
         )
 
     def __len__(self) -> int:
@@ -80,10 +83,6 @@ class HostTable:
     @property
     def free(self) -> np.ndarray:
         return self.capacity - self.used
-
-    @property
-    def down(self) -> np.ndarray:
-        return np.array([d is not None for d in self.service_down], dtype=bool)
 
     def name(self, i: int) -> str:
         return self.nodes[i].name
@@ -109,6 +108,11 @@ class HostTable:
             failed_builds=int(self.failed_builds[i]),
             service_down=self.service_down[i],
         )
+
+    def capacity_of(self, name: str) -> Resources | None:
+        """A host's capacity (what a claim is checked against), None if it is not here."""
+        i = self.position(name)
+        return None if i is None else Resources(*(float(v) for v in self.capacity[i]))
 
     def hosts(self) -> list[HostState]:
         return [self.host(i) for i in range(len(self))]

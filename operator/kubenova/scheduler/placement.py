@@ -29,6 +29,18 @@ class Placement:
         self.own_claims: dict[str, dict[str, Resources]] = {}
         """node -> consumer uid -> resources: claims made here, known before any watch event."""
 
+    def confirm(self, node: str, allocations: dict) -> None:
+        """The watch brought `node`'s allocations: claims made here that it shows are known
+        to everyone now (the claims index has them), so they no longer need counting apart;
+        the record stays small instead of growing with every instance ever claimed."""
+        mine = self.own_claims.get(node)
+        if not mine:
+            return
+        for uid in [uid for uid in mine if uid in allocations]:
+            del mine[uid]
+        if not mine:
+            del self.own_claims[node]
+
     async def _get(self, node: str) -> dict | None:
         return await self.objects.find(PLURAL, node)
 
