@@ -6,7 +6,7 @@ PY := $(CURDIR)/.venv/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test unit integration lint crds check-crds clean
+.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down
 
 setup:
 	@bash hack/setup.sh
@@ -33,6 +33,13 @@ crds: setup
 
 check-crds: setup
 	$(PY) -m kubenova.cli crds --check
+
+# Opt-in: a real one-node cluster (kubelet + containerd) on this machine; docs/cluster.md.
+cluster-up:
+	@bash hack/cluster-up.sh
+
+cluster-down:
+	@bash hack/cluster-down.sh
 
 clean:
 	rm -rf .venv .bin .pytest_cache .ruff_cache
