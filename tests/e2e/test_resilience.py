@@ -153,11 +153,12 @@ class Cloud:
             out.update({uid: host for uid in rp["spec"].get("allocations") or {}})
         return out
 
-    def quota_entries(self) -> dict:
+    def quota_used(self) -> int:
+        """Instances the Quota's published usage still counts."""
         quota = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.ns, "quotas", "default"
         )
-        return (quota.get("status") or {}).get("allocations") or {}
+        return int(((quota.get("status") or {}).get("used") or {}).get("instances") or 0)
 
 
 @pytest.fixture
@@ -313,7 +314,7 @@ def test_thirty_builds_survive_sigkills_and_their_deletion_leaves_nothing(operat
             or cloud.list("ports")
             or set(uids.values()) & set(cloud.allocations())
             or instance_files(operator.state_dir)
-            or cloud.quota_entries()
+            or cloud.quota_used()
         )
 
     try:  # the deletions, killed or not, leave nothing: nothing is left for the audit
@@ -325,8 +326,8 @@ def test_thirty_builds_survive_sigkills_and_their_deletion_leaves_nothing(operat
             f"left after deletion: qemu {len(qemu_uuids(operator.state_dir))}, ports "
             f"{len(cloud.list('ports'))}, claims "
             f"{len(set(uids.values()) & set(cloud.allocations()))}, instance files "
-            f"{len(instance_files(operator.state_dir))}, quota entries "
-            f"{len(cloud.quota_entries())}, taps "
+            f"{len(instance_files(operator.state_dir))}, quota used "
+            f"{cloud.quota_used()}, taps "
             f"{sum(len(n.taps) for n in datapath_inventory(operator).namespaces)}; audit "
             "removals over the test: "
             f"{dict(audit_removals(operator))}"

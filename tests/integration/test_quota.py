@@ -1,6 +1,8 @@
-"""Nova's quotas on the real apiserver: the ledger in `Quota default`'s status is race-free
-(compare-and-swap on its resourceVersion), and 50 instances created at once where 10 are
-allowed end with exactly 10 built, the rest refused at apply or in ERROR with a quota fault."""
+"""Nova's quotas on the real apiserver, counted (Nova since Pike): each Instance and Volume
+carries what it counts (status.quotaUsage), checks of one namespace run one at a time in the
+operator, so 50 instances created at once where 10 are allowed end with exactly 10 built, the
+rest refused at apply or in ERROR with a quota fault; the Quota's status.used is published from
+the count and nothing in it grows with the namespace."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from kubernetes_asyncio import config as async_config
 from kubenova import GROUP, VERSION
 from kubenova.kube.client import Objects
 from kubenova.quota import QuotaExceeded, Quotas, Usage, instance_usage, volume_usage
-from kubenova.quota.ledger import CREATED_BY_LABEL
+from kubenova.quota.quotas import CREATED_BY_LABEL
 from tests.cloud import Cloud
 from tests.kit import wait_for
 
@@ -28,39 +30,37 @@ def quota_of(api, namespace: str) -> dict:
     )
 
 
-async def _with_ledgers(cluster, count: int, body):
-    """`count` independent ledgers (as if in as many operator processes) on one apiserver."""
-    apis = [
-        await async_config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        for _ in range(count)
-    ]
+async def _with_quotas(cluster, body):
+    api = await async_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    quotas = Quotas(Objects(api), publish_delay=0.05)
     try:
-        return await body([Quotas(Objects(api)) for api in apis])
+        return await body(quotas)
     finally:
-        for api in apis:
-            await api.close()
+        await quotas.close()
+        await api.close()
 
 
-def test_ledger_is_race_free_across_processes(cluster, api, namespace):
-    """Four writers race for 30 reservations where 10 instances fit: exactly 10 win, each
-    once, and the Quota the first of them created carries Nova's defaults."""
+def test_concurrent_reservations_where_ten_fit_accept_exactly_ten(cluster, api, namespace):
+    """30 reservations at once where 10 instances fit: exactly 10 are accepted, each once, the
+    Quota the first of them made carries Nova's defaults, and the published usage says 10."""
     flavor = {"vcpus": 1, "ramMiB": 256}
 
-    async def race(ledgers: list[Quotas]):
+    async def race(quotas: Quotas):
         async def one(i: int) -> bool:
             try:
-                await ledgers[i % len(ledgers)].reserve(
-                    namespace, f"uid-{i}", instance_usage(flavor), name=f"vm-{i}"
-                )
+                await quotas.reserve(namespace, f"uid-{i}", instance_usage(flavor), name=f"vm-{i}")
             except QuotaExceeded as err:
                 assert str(err).startswith("Quota exceeded for instances: Requested 1, but")
                 return False
             return True
 
-        return await asyncio.gather(*(one(i) for i in range(30)))
+        won = await asyncio.gather(*(one(i) for i in range(30)))
+        await quotas.publish(namespace)
+        return won, quotas.used(namespace)
 
-    won = asyncio.run(_with_ledgers(cluster, 4, race))
+    won, used = asyncio.run(_with_quotas(cluster, race))
     assert sum(won) == 10
+    assert used == Usage(instances=10, cores=10, ram_mib=2560)
     quota = quota_of(api, namespace)
     assert quota["metadata"]["labels"] == CREATED_BY_LABEL
     assert quota["spec"] == {
@@ -70,48 +70,41 @@ def test_ledger_is_race_free_across_processes(cluster, api, namespace):
         "volumes": 10,
         "gigabytes": 1000,
     }
-    allocations = quota["status"]["allocations"]
-    assert sorted(allocations) == sorted(f"uid-{i}" for i, ok in enumerate(won) if ok)
-    assert quota["status"]["used"] == {
-        "instances": 10,
-        "cores": 10,
-        "ramMiB": 2560,
-        "volumes": 0,
-        "gigabytes": 0,
-    }
+    assert quota["status"] == {"used": used.to_api()}
 
 
-def test_reserve_is_idempotent_resizes_and_release_empties(cluster, api, namespace):
-    async def steps(ledgers: list[Quotas]):
-        first, restarted = ledgers
-        await first.reserve(namespace, "vol-1", volume_usage(400), kind="Volume", name="data")
-        # An operator restarted between reservation and status write reserves again: no-op.
-        await restarted.reserve(namespace, "vol-1", volume_usage(400), kind="Volume", name="data")
-        await first.reserve(namespace, "vol-2", volume_usage(500), kind="Volume", name="logs")
+def test_reserve_is_idempotent_resizes_counts_status_and_release_forgets(cluster, namespace):
+    async def steps(quotas: Quotas):
+        await quotas.reserve(namespace, "vol-1", volume_usage(400), kind="Volume", name="data")
+        await quotas.reserve(namespace, "vol-1", volume_usage(400), kind="Volume")  # no-op
+        # vol-2's status already says what it counts (an operator restarted since).
+        quotas.consumer_changed(namespace, "vol-2", volume_usage(500).to_api())
         with pytest.raises(QuotaExceeded) as refused:
-            await first.reserve(namespace, "vol-3", volume_usage(101), kind="Volume")
+            await quotas.reserve(namespace, "vol-3", volume_usage(101), kind="Volume")
         assert str(refused.value).startswith(
             "Quota exceeded for gigabytes: Requested 101, but already used 900 of 1000 gigabytes"
         )
-        await first.reserve(namespace, "vol-1", volume_usage(500), kind="Volume")  # grow: fits
+        await quotas.reserve(namespace, "vol-1", volume_usage(500), kind="Volume")  # grow: fits
         with pytest.raises(QuotaExceeded):
-            await first.reserve(namespace, "vol-1", volume_usage(501), kind="Volume")
-        assert await restarted.release(namespace, "vol-1") is True
-        assert await restarted.release(namespace, "vol-1") is False
-        # A reservation arriving after its consumer was released (deleted) is not recorded.
-        await restarted.reserve(namespace, "vol-1", volume_usage(1), kind="Volume")
-        assert await first.release(namespace, "vol-2") is True
+            await quotas.reserve(namespace, "vol-1", volume_usage(501), kind="Volume")
+        # Its status catches up with the growth: counted once, from the status.
+        quotas.consumer_changed(namespace, "vol-1", volume_usage(500).to_api())
+        assert quotas.used(namespace) == Usage(volumes=2, gigabytes=1000)
+        assert await quotas.release(namespace, "vol-1") is True
+        # A reservation arriving after its consumer was released (deleted) is not counted.
+        await quotas.reserve(namespace, "vol-1", volume_usage(1), kind="Volume")
+        quotas.consumer_changed(namespace, "vol-1", None)  # the volume is gone
+        quotas.consumer_changed(namespace, "vol-2", None)
+        await quotas.publish(namespace)
+        return quotas.used(namespace)
 
-    asyncio.run(_with_ledgers(cluster, 2, steps))
-    status = quota_of(api, namespace)["status"]
-    assert status["allocations"] == {}
-    assert Usage.of(status["used"]) == Usage()
+    assert asyncio.run(_with_quotas(cluster, steps)) == Usage()
 
 
 def test_fifty_instances_where_ten_fit(admission_operator, api, namespace, tmp_path):
-    """Refused at apply (the webhook saw the ledger full) or ERROR with a quota fault (the
+    """Refused at apply (the webhook saw the usage full) or ERROR with a quota fault (the
     webhook saw it before concurrent creates filled it; the operator's recheck refused):
-    exactly 10 built. After deleting them all, the ledger is empty."""
+    exactly 10 built, each counting itself. After deleting them all, nothing is used."""
     cloud = Cloud(api, namespace, tmp_path, quota={"instances": 10})
     cloud.node("h0", cpu="64", memory="128Gi")
     names = [f"q-{i:02d}" for i in range(50)]
@@ -143,11 +136,20 @@ def test_fifty_instances_where_ten_fit(admission_operator, api, namespace, tmp_p
         )
         assert not status.get("host")  # refused before scheduling: nothing was claimed
 
-    ledger = quota_of(api, namespace)["status"]
-    assert {e["name"] for e in ledger["allocations"].values()} == set(active)
-    assert ledger["used"]["instances"] == 10
+    counting = {
+        i["metadata"]["name"]: i["status"]["quotaUsage"]
+        for i in cloud.list("instances")
+        if (i.get("status") or {}).get("quotaUsage")
+    }
+    assert set(counting) == set(active)
+    assert all(u["instances"] == 1 for u in counting.values())
 
-    # With the ledger full (and the webhook's watch caught up), a create is refused at apply.
+    def used() -> dict:
+        return (quota_of(api, namespace).get("status") or {}).get("used") or {}
+
+    wait_for(lambda: used().get("instances") == 10, 15, "the usage of 10 to be published")
+
+    # With the usage full (and the webhook's watch caught up), a create is refused at apply.
     wait_for(lambda: create("q-late") is not None, 15, "a create to be refused at apply")
     assert cloud.list("instances") and "q-late" not in {
         i["metadata"]["name"] for i in cloud.list("instances")
@@ -156,6 +158,4 @@ def test_fifty_instances_where_ten_fit(admission_operator, api, namespace, tmp_p
     for name in statuses:
         cloud.delete(name)
     wait_for(lambda: not cloud.list("instances"), 120, "the instances to be deleted")
-    ledger = quota_of(api, namespace)["status"]
-    assert ledger["allocations"] == {}
-    assert Usage.of(ledger["used"]) == Usage()
+    wait_for(lambda: Usage.of(used()) == Usage(), 15, "the usage to go back to nothing")

@@ -1,5 +1,5 @@
 """A member of A tries to become more than a member, in A itself: bind themselves a bigger role,
-raise their Quota or rewrite its ledger, make or take Ports (addresses the operator hands out),
+raise their Quota or rewrite its usage, make or take Ports (addresses the operator hands out),
 write the status the operator owns (directly, or smuggled in through the main resource),
 impersonate an administrator, mint tokens for other accounts, or read Secrets and run Pods.
 All refused by the apiserver, each with its exact message; what the operator wrote is intact."""
@@ -108,7 +108,7 @@ def quota_changes(user: User, ns: str, current: dict) -> list[Case]:
     here = in_namespace(ns)
     more = {"spec": {"instances": 1000}}
     extra = {"apiVersion": API, "kind": "Quota", "metadata": {"name": "extra"}, **more}
-    ledger = {"status": {"allocations": {}, "used": {}}}
+    ledger = {"status": {"used": {}}}
 
     def refused(verb: str, resource: str, name: str | None = "default") -> str:
         return forbidden(user, verb, resource, GROUP, here, name)
@@ -137,7 +137,7 @@ def quota_changes(user: User, ns: str, current: dict) -> list[Case]:
             refused("create", "quotas", None),
         ),
         (
-            "empty A's quota ledger (quotas/status)",
+            "empty A's published quota usage (quotas/status)",
             lambda: c.patch_namespaced_custom_object_status(
                 GROUP, VERSION, ns, "quotas", "default", ledger
             ),

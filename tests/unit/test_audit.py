@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubenova.audit.decide import DatapathView, InstanceView, OrphanTracker, Snapshot, suspects
 
-A, B, GONE, VOL = "uid-a", "uid-b", "uid-gone", "vol-uid"
+A, B, GONE = "uid-a", "uid-b", "uid-gone"
 
 
 def view(host: str | None, vm: str = "ACTIVE", task: str | None = None, deleting=False):
@@ -24,25 +24,16 @@ def found(snap: Snapshot) -> set[tuple[str, ...]]:
 def test_things_of_an_instance_that_no_longer_exists_are_suspects():
     snap = Snapshot(
         instances={A: view("h1")},
-        volumes=frozenset({VOL}),
         vms=[("h1", A), ("h1", GONE)],
         ports=[("p", "net-10-0-0-2", "port-1", A), ("p", "net-10-0-0-3", "port-2", GONE)],
         claims=[("h1", A), ("h2", GONE)],
         attachments=[("p", "data", A), ("p", "old", GONE)],
-        quota=[
-            ("p", A, "Instance"),
-            ("p", GONE, "Instance"),
-            ("p", VOL, "Volume"),
-            ("p", "v2", "Volume"),
-        ],
     )
     assert found(snap) == {
         ("vm", "h1", GONE),
         ("port", "p", "net-10-0-0-3"),
         ("claim", "h2", GONE),
         ("volume_attachment", "p", "old"),
-        ("quota", "p", GONE),
-        ("quota", "p", "v2"),
     }
     port = next(s for s in suspects(snap) if s.kind == "port")
     assert port.object_uid == "port-2" and port.owner == GONE
@@ -82,7 +73,6 @@ def test_an_instance_that_is_building_acting_or_being_deleted_is_left_alone():
             ports=[("p", "n", "port", A)],
             claims=[("h2", A)],
             attachments=[("p", "d", A)],
-            quota=[("p", A, "Instance")],
         )
         assert found(snap) == set(), inst
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubenova.quota.ledger import exceeded_message
+from kubenova.quota.quotas import exceeded_message
 from kubenova.quota.usage import (
     Overage,
     Usage,

@@ -11,7 +11,7 @@ from typing import Any
 
 from kubenova.admission.refs import InstanceRefs, Problem
 from kubenova.network.ipam import AddressError, Subnet, port_name
-from kubenova.quota.ledger import exceeded_message
+from kubenova.quota.quotas import exceeded_message
 from kubenova.quota.usage import instance_usage, over_quota
 
 #: Nova's limit on user_data, in bytes of the text as sent.

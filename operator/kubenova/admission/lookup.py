@@ -16,7 +16,7 @@ from typing import Any
 from kubenova.admission.refs import InstanceRefs, QuotaView
 from kubenova.kube.client import Objects
 from kubenova.network.ipam import port_name
-from kubenova.quota.ledger import NAME as QUOTA_NAME
+from kubenova.quota.quotas import NAME as QUOTA_NAME
 from kubenova.quota.usage import Usage, limits_of
 
 Index = Mapping[Any, Any]
@@ -100,7 +100,7 @@ class Lookup:
         return obj["metadata"]["uid"] if obj else None
 
     async def quota(self, namespace: str) -> QuotaView:
-        """The namespace's limits and the ledger's total; Nova's defaults without a Quota."""
+        """The namespace's limits and the published usage; Nova's defaults without a Quota."""
         if self.indexes is not None:
             entry = _one(self.indexes.quotas, namespace)
         else:

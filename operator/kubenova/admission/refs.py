@@ -19,7 +19,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class QuotaView:
-    """A namespace's limits (Nova's defaults if it has no Quota) and the ledger's total."""
+    """A namespace's limits (Nova's defaults if it has no Quota) and its published usage."""
 
     limits: Usage = field(default_factory=lambda: limits_of(None))
     used: Usage = field(default_factory=Usage)

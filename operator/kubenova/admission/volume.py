@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubenova.admission.refs import Problem, QuotaView
-from kubenova.quota.ledger import exceeded_message
+from kubenova.quota.quotas import exceeded_message
 from kubenova.quota.usage import over_quota, volume_usage
 
 #: Phases in which an instance holds the volume.

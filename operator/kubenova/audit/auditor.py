@@ -48,7 +48,6 @@ class Auditor:
         """What instances may own, then the instances (the order is a guard: decide.py)."""
         objects = self.c.objects
         inventory = await self.c.datapath.inventory() if self.c.datapath else None
-        quotas = await objects.list("quotas")
         volumes = await objects.list("volumes")
         ports = await objects.list("ports", label_selector=INSTANCE_LABEL)
         providers = await objects.list("resourceproviders")
@@ -75,7 +74,6 @@ class Auditor:
         instances = await objects.list("instances")
         return Snapshot(
             instances={i["metadata"]["uid"]: InstanceView.of(i) for i in instances},
-            volumes=frozenset(v["metadata"]["uid"] for v in volumes),
             vms=vms,
             ports=[
                 (
@@ -96,11 +94,6 @@ class Auditor:
                 for v in volumes
                 if (v.get("status") or {}).get("phase") == "in-use"
                 and v["status"].get("attachedToUid")
-            ],
-            quota=[
-                (q["metadata"]["namespace"], uid, (entry or {}).get("kind", "Instance"))
-                for q in quotas
-                for uid, entry in ((q.get("status") or {}).get("allocations") or {}).items()
             ],
             datapath=datapath,
         )
@@ -150,10 +143,6 @@ class Auditor:
         elif kind == "volume_attachment":
             namespace, volume = suspect.key
             if not await self.c.attachments.detach(namespace, volume, suspect.owner):
-                return False
-        elif kind == "quota":
-            namespace, uid = suspect.key
-            if not await self.c.quotas.release(namespace, uid):
                 return False
         elif kind in ("netns", "tap", "dnsmasq", "datapath_dir"):
             await self._remove_datapath(kind, suspect.key)

@@ -10,7 +10,6 @@ A *suspect* is something made on an instance's behalf whose instance does not ow
   host;
 - `volume_attachment`: a Volume in-use by an instance that does not exist, or that rests in
   ERROR without a host;
-- `quota`: a quota ledger entry of an Instance or Volume that does not exist;
 - the embedded datapath's (made on a Network's or a Port's behalf): `netns`, a Network's
   namespace (bridge, dnsmasq) whose Network does not exist; `tap`, a tap no qemu holds whose
   Port does not exist; `dnsmasq` and `datapath_dir`, a dnsmasq or a state directory whose
@@ -41,7 +40,6 @@ KINDS = (
     "port",
     "claim",
     "volume_attachment",
-    "quota",
     "netns",
     "tap",
     "dnsmasq",
@@ -79,8 +77,6 @@ class InstanceView:
 class Snapshot:
     instances: Mapping[str, InstanceView]
     """Every Instance, by uid (listed last)."""
-    volumes: frozenset[str] = frozenset()
-    """Every Volume's uid."""
     vms: Sequence[tuple[str, str]] = ()
     """(host, instance uid) of every VM on this operator's hosts."""
     ports: Sequence[tuple[str, str, str, str]] = ()
@@ -89,8 +85,6 @@ class Snapshot:
     """(node, consumer uid) of every ResourceProvider allocation."""
     attachments: Sequence[tuple[str, str, str]] = ()
     """(namespace, volume name, instance uid) of every in-use Volume."""
-    quota: Sequence[tuple[str, str, str]] = ()
-    """(namespace, consumer uid, kind Instance|Volume) of every quota ledger entry."""
     datapath: DatapathView | None = None
     """The embedded datapath, if this operator has one (taken before the Networks and Ports)."""
 
@@ -167,10 +161,6 @@ def _suspects(snap: Snapshot) -> Iterator[Suspect]:
         else:
             continue
         yield Suspect("volume_attachment", (namespace, volume), uid, why)
-    for namespace, uid, kind in snap.quota:
-        exists = uid in snap.volumes if kind == "Volume" else uid in instances
-        if not exists:
-            yield Suspect("quota", (namespace, uid), uid, f"{kind} {uid} no longer exists")
     if snap.datapath is not None:
         yield from _datapath_suspects(snap.datapath)
 

@@ -183,9 +183,10 @@ class Build:
         the usage before concurrent creates), then start scheduling. Keyed by uid, so a
         restart that repeats this step finds its reservation."""
         flavor = self.resolve_flavor(self.obj["spec"]["flavor"])
+        usage = instance_usage(flavor)
         try:
             await self.c.quotas.reserve(
-                self.namespace, self.uid, instance_usage(flavor), kind="Instance", name=self.name
+                self.namespace, self.uid, usage, kind="Instance", name=self.name
             )
         except QuotaExceeded as err:
             raise BuildError(str(err), 403) from err
@@ -200,6 +201,7 @@ class Build:
             ),
             powerState=PowerState.NOSTATE.value,
             observedPowerState="Running",
+            quotaUsage=usage.to_api(),  # what it counts from now on (quota/counter.py)
         )
 
     async def schedule(self) -> None:

@@ -17,7 +17,7 @@ from kubenova.image.cache import ImageCache
 from kubenova.kube.client import Objects
 from kubenova.network.datapath import Datapath
 from kubenova.network.ports import Owner, Ports
-from kubenova.quota.ledger import Quotas
+from kubenova.quota.quotas import Quotas
 from kubenova.scheduler.config import SchedulerConfig
 from kubenova.scheduler.host_cache import HostCache
 from kubenova.scheduler.host_state import AllocationRatios

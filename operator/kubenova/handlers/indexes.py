@@ -73,3 +73,23 @@ def network_specs(namespace, name, uid, spec, **_):
 def port_addresses(namespace, spec, **_):
     """Addresses held on each network: where an allocation starts looking for a free one."""
     return {(namespace, spec["network"]): spec["ipAddress"]}
+
+
+@kopf.index(GROUP, VERSION, "quotas")
+def quota_limits(namespace, spec, **_):
+    """Each namespace's Quota spec: the limits a reservation is checked against."""
+    return {namespace: dict(spec)}
+
+
+@kopf.index(GROUP, VERSION, "instances")
+def instance_quota(namespace, uid, status, **_):
+    """Instances that count against their namespace's quota, and what (status.quotaUsage):
+    what the quota counter is checked against until its events have caught up."""
+    usage = status.get("quotaUsage")
+    return {namespace: (uid, dict(usage))} if usage else {}
+
+
+@kopf.index(GROUP, VERSION, "volumes")
+def volume_quota(namespace, uid, status, **_):
+    usage = status.get("quotaUsage")
+    return {namespace: (uid, dict(usage))} if usage else {}

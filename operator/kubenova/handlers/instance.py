@@ -45,9 +45,10 @@ async def build_instance(body, memo, stopped, **indexes):
 
 
 @kopf.on.event(GROUP, VERSION, "instances")
-async def track_instance(event, uid, status, memo, **_):
-    """The vmState gauge, the daemon's wake-up, and where the scheduler's host cache has the
-    instance (async: on the event loop with the decisions that read the cache)."""
+async def track_instance(event, namespace, uid, status, memo, **_):
+    """The vmState gauge, the daemon's wake-up, where the scheduler's host cache has the
+    instance and what the quota counts for it (async: on the event loop with the decisions
+    that read them)."""
     deleted = event["type"] == "DELETED"
     if deleted:
         VM_STATES.pop(uid, None)
@@ -58,6 +59,8 @@ async def track_instance(event, uid, status, memo, **_):
     if conductor is not None:
         host = None if deleted else status.get("host")
         conductor.host_cache.instance_changed(uid, host, status.get("taskState"))
+        usage = None if deleted else status.get("quotaUsage")
+        conductor.quotas.consumer_changed(namespace, uid, usage)
     wake = WAKE.get(uid)
     if wake is not None:
         wake.set()

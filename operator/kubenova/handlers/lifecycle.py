@@ -23,7 +23,7 @@ from kubenova.kube import events, permissions
 from kubenova.kube.client import Objects, new_api_client
 from kubenova.network.datapath import Datapath, probe
 from kubenova.network.ports import Ports
-from kubenova.quota.ledger import Quotas
+from kubenova.quota.quotas import Quotas
 from kubenova.scheduler.filter_scheduler import FilterScheduler
 from kubenova.scheduler.host_cache import HostCache
 from kubenova.scheduler.placement import Placement
@@ -70,6 +70,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
     state_dir = config.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     volumes = VolumeBackend(state_dir / "volumes")
+    quotas = Quotas(objects)
+    quotas.limits = indexes["quota_limits"]
+    quotas.indexes = (indexes["instance_quota"], indexes["volume_quota"])
     conductor = Conductor(
         objects=objects,
         writer=StatusWriter(objects),
@@ -79,7 +82,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         ports=Ports(objects),
         attachments=Attachments(objects, volumes),
         volumes=volumes,
-        quotas=Quotas(objects),
+        quotas=quotas,
         hosts=ComputeHosts(
             fake_everywhere=config.driver == "fake",
             cluster_driver=cluster_driver_for(config, api),
@@ -169,6 +172,8 @@ async def stop(memo: kopf.Memo, **_):
     console = getattr(memo, "console", None)
     if console is not None:
         await console.stop()
+    if conductor is not None:
+        await conductor.quotas.close()
     await events.recorder().flush()  # the Events emitted last, before the client closes
     api = getattr(memo, "api", None)
     if api is not None:

@@ -37,12 +37,12 @@ async def create_volume(body, namespace, name, uid, spec, status, memo, images, 
         await check_disk(body, namespace, name, uid, memo)
         return
     writer = VolumeStatus(conductor.objects)
+    usage = volume_usage(spec["sizeGiB"])
     try:
-        await conductor.quotas.reserve(
-            namespace, uid, volume_usage(spec["sizeGiB"]), kind="Volume", name=name
-        )
+        await conductor.quotas.reserve(namespace, uid, usage, kind="Volume", name=name)
     except QuotaExceeded as err:
         return await _error(body, writer, namespace, name, uid, str(err), "QuotaExceeded")
+    await writer.record_quota(namespace, name, uid, usage.to_api())
     if phase is None:
         await writer.to_phase(
             namespace, name, "creating", "making the disk", uid=uid, from_phases=(None,)
@@ -130,11 +130,13 @@ async def extend_volume(body, namespace, name, uid, old, new, status, memo, **_)
     conductor: Conductor = memo.conductor
     if not old or not new or new <= old:
         return
+    usage = volume_usage(new)
     try:
-        await conductor.quotas.reserve(namespace, uid, volume_usage(new), kind="Volume", name=name)
+        await conductor.quotas.reserve(namespace, uid, usage, kind="Volume", name=name)
     except QuotaExceeded as err:
         await events.post(body, Reason.VOLUME_EXTEND_REFUSED, str(err))
         return
+    await VolumeStatus(conductor.objects).record_quota(namespace, name, uid, usage.to_api())
     if status.get("phase") == "error":
         await events.post(body, Reason.VOLUME_EXTEND_REFUSED, f"Volume {name} is in error")
         return
@@ -148,3 +150,12 @@ async def extend_volume(body, namespace, name, uid, old, new, status, memo, **_)
         await events.post(body, Reason.VOLUME_EXTEND_FAILED, str(err))
         return
     await events.post(body, Reason.VOLUME_EXTENDED, f"grown from {old} to {new} GiB")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def count_volume(event, namespace, uid, status, memo, **_):
+    """What the quota counts for the volume: its status.quotaUsage until it is gone."""
+    conductor: Conductor | None = getattr(memo, "conductor", None)
+    if conductor is not None:
+        usage = None if event["type"] == "DELETED" else status.get("quotaUsage")
+        conductor.quotas.consumer_changed(namespace, uid, usage)

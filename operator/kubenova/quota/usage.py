@@ -59,7 +59,7 @@ def volume_usage(size_gib: int) -> Usage:
 
 
 def total(allocations: Iterable[Mapping[str, Any]]) -> Usage:
-    """The sum of ledger entries (wire form)."""
+    """The sum of usages (wire form)."""
     result = Usage()
     for entry in allocations:
         result = result + Usage.of(entry)
@@ -101,7 +101,7 @@ def over_quota(
         limit, want, had = getattr(limits, attr), getattr(request, attr), getattr(previous, attr)
         if limit == UNLIMITED or want <= had:
             continue
-        others = max(0, getattr(used, attr) - had)  # 0 if the ledger never counted `had`
+        others = max(0, getattr(used, attr) - had)  # 0 if the count never held `had`
         if others + want > limit:
             return Overage(wire, want, others, limit)
     return None

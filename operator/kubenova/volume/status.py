@@ -92,6 +92,18 @@ class VolumeStatus:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
 
+    async def record_quota(
+        self, namespace: str, name: str, uid: str, usage: dict[str, int]
+    ) -> dict[str, Any] | None:
+        """Write what the volume counts against the quota (status.quotaUsage), unless it
+        says so already."""
+
+        def differs(volume: Mapping[str, Any]) -> bool:
+            status = volume.get("status") or {}
+            return volume["metadata"]["uid"] == uid and status.get("quotaUsage") != usage
+
+        return await self.move(namespace, name, differs, lambda _: {"quotaUsage": usage})
+
     async def move(
         self,
         namespace: str,

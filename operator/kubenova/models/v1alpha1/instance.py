@@ -19,6 +19,7 @@ from kubenova.models.base import (
     cel,
     validations,
 )
+from kubenova.models.v1alpha1.quota import QuotaUsage
 from kubenova.models.v1alpha1.states import GuestSignal, PowerState, TaskState, VmState
 
 
@@ -186,6 +187,10 @@ class InstanceStatus(KubeModel):
     """Which sign that was: DHCP, CloudInit, GuestAgent, ConsoleRegex, Announcement (kubenova's
     test guest) or Hypervisor (the pod's or VMI's readiness, the fake driver)."""
     observed_generation: int | None = None
+    quota_usage: QuotaUsage | None = None
+    """What the instance counts against its namespace's Quota (instances, cores, ramMiB),
+    written when the build was accepted; a build refused for quota has none. Nova counts usage
+    from the instances themselves (since Pike), not from a separate ledger."""
     actions: list[InstanceAction] = Field(default_factory=list, max_length=MAX_ACTIONS)
     """The last actions, oldest first (`kubenova events NAME` prints them)."""
     observed_power_state: Literal["Running", "Stopped"] | None = None

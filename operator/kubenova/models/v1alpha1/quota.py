@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from kubenova.models.base import AGE, CRDInfo, KubeModel, PrinterColumn, Resource, cel
@@ -30,21 +28,13 @@ class QuotaUsage(KubeModel):
     gigabytes: int = 0
 
 
-class QuotaAllocation(QuotaUsage):
-    """One consumer's entry in the ledger, keyed by its uid."""
-
-    kind: Literal["Instance", "Volume"]
-    name: str | None = Field(default=None, max_length=253)
-    """The consumer's name, for people reading the ledger."""
-
-
 class QuotaStatus(KubeModel):
-    """The ledger, written only by the operator with a resourceVersion precondition."""
+    """Written only by the operator."""
 
     used: QuotaUsage | None = None
-    """The sum of `allocations`."""
-    allocations: dict[str, QuotaAllocation] = Field(default_factory=dict)
-    """What each Instance and Volume (by uid) counts against the quota."""
+    """What the namespace's Instances and Volumes count (each one's status.quotaUsage),
+    published by the operator within about a second of a change; the operator decides on its
+    own count, this is for people and for the admission webhook's first check."""
 
 
 class Quota(Resource):

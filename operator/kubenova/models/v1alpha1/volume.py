@@ -17,6 +17,7 @@ from kubenova.models.base import (
     cel,
     validations,
 )
+from kubenova.models.v1alpha1.quota import QuotaUsage
 
 VolumePhase = Literal[
     "creating", "available", "attaching", "in-use", "detaching", "error", "deleting"
@@ -59,6 +60,9 @@ class VolumeStatus(KubeModel):
     """Why the volume is in error."""
     conditions: Conditions = Field(default_factory=list)
     """Ready (the disk exists and can be used) and Failed (phase error), for `kubectl wait`."""
+    quota_usage: QuotaUsage | None = None
+    """What the volume counts against its namespace's Quota (volumes, gigabytes), written
+    when its creation (or growth) was accepted."""
 
 
 class Volume(Resource):
