@@ -3,6 +3,8 @@ time, with reservations in flight counted until the consumer's status shows them
 
 from __future__ import annotations
 
+import random
+
 from kubenova.quota.counter import UsageCounter
 from kubenova.quota.usage import Usage
 
@@ -52,3 +54,32 @@ def test_caught_up_once_it_has_seen_what_the_indexes_hold():
     counter.consumer_changed("b", "vol-1", DISK)
     assert counter.caught_up(instances, volumes)
     assert counter.caught_up({}, {})  # once true, it stays: changes arrive as events
+
+
+def test_random_sequences_count_what_a_fresh_sum_counts():
+    rng = random.Random(4)
+    counter = UsageCounter()
+    statuses: dict[str, Usage] = {}
+    pending: dict[str, Usage] = {}
+    for _ in range(3000):
+        uid = f"c{rng.randint(0, 15)}"
+        usage = rng.choice([VM, DISK, Usage(instances=1, cores=4, ram_mib=64)])
+        step = rng.random()
+        if step < 0.35:
+            counter.hold("a", uid, usage)
+            pending[uid] = usage
+        elif step < 0.5:
+            counter.forget("a", uid)
+            pending.pop(uid, None)
+        elif step < 0.85:
+            counter.consumer_changed("a", uid, usage)
+            statuses[uid] = usage
+            if pending.get(uid) == usage:
+                del pending[uid]
+        else:
+            counter.consumer_changed("a", uid, None)
+            statuses.pop(uid, None)
+        fresh = sum(statuses.values(), Usage())
+        for held_uid, held in pending.items():
+            fresh = fresh + held - statuses.get(held_uid, Usage())
+        assert counter.used("a") == fresh
