@@ -6,7 +6,7 @@ PY := $(CURDIR)/.venv/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down
+.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down images
 
 setup:
 	@bash hack/setup.sh
@@ -40,6 +40,11 @@ cluster-up:
 
 cluster-down:
 	@bash hack/cluster-down.sh
+
+# kubenova's images from the unmodified Dockerfile on a Debian base made here (docs/cluster.md);
+# imported into the local cluster's containerd when it runs.
+images:
+	@bash hack/build-images.sh
 
 clean:
 	rm -rf .venv .bin .pytest_cache .ruff_cache

@@ -218,6 +218,9 @@ wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
 for image in pause coredns; do
   ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$images/$image.tar" >/dev/null
 done
+# kubenova's own images (operator, launcher, guest), built here from the unmodified Dockerfile
+# (cached; the first build takes about two minutes) and imported into this containerd.
+"$HACK_DIR/build-images.sh"
 
 # CNI: pods on the bridge, addresses from host-local, firewall (accepts the bridge's traffic in
 # FORWARD) and portmap; no masquerade anywhere.

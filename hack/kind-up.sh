@@ -129,6 +129,9 @@ cat >"$values" <<EOF
 driver: $DRIVER
 image: {repository: kubenova, tag: "$TAG"}
 launcherImage: {repository: kubenova-launcher, tag: "$TAG"}
+# The guest is served from a Service (port 8080, the cluster's service network): the default
+# import policy refuses both (only 80/443, no private address), and the Image would be killed.
+imageImport: {allowedPorts: [80, 443, 8080], allowedNetworks: ["10.96.0.0/12"]}
 EOF
 if [[ "$DRIVER" == qemu ]]; then
   # The operator registers its own compute host (Node compute-0) and runs the VM in its pod.

@@ -18,6 +18,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from kubenova import metrics as kubenova_metrics
+from kubenova.image.policy import load_policy
 from kubenova.kube import permissions
 from kubenova.scheduler.config import SchedulerConfig
 from kubenova.tools import find_tool
@@ -529,6 +530,26 @@ def test_scheduler_configmap_is_the_operators_scheduler_config():
     key = "checksum/scheduler-config"
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations[key] != other["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_image_import_policy_is_passed_only_when_set(tmp_path):
+    default = find(render({}), "ConfigMap")
+    assert "image-import.yaml" not in default["data"]
+    assert not [a for a in operator_container(render({}))["args"] if "image-import" in a]
+    objects = render(
+        {"imageImport.allowedPorts": "{80,8080}", "imageImport.allowedNetworks": "{10.96.0.0/12}"}
+    )
+    configmap = find(objects, "ConfigMap")
+    # The operator reads what the chart renders, as its own policy model parses it.
+    (tmp_path / "policy.yaml").write_text(configmap["data"]["image-import.yaml"])
+    policy = load_policy(str(tmp_path / "policy.yaml"))
+    assert policy.allowed_ports == [80, 8080]
+    assert [str(n) for n in policy.allowed_networks] == ["10.96.0.0/12"]
+    args = operator_container(objects)["args"]
+    assert "--image-import-config=/etc/kubenova/image-import.yaml" in args
+    volume = next(v for v in find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+                  if v.get("configMap"))  # fmt: skip
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
 
 
 def test_services_and_service_monitor():
