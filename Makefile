@@ -6,7 +6,7 @@ PY := $(CURDIR)/.venv/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down images
+.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down cluster-demo images
 
 setup:
 	@bash hack/setup.sh
@@ -40,6 +40,11 @@ cluster-up:
 
 cluster-down:
 	@bash hack/cluster-down.sh
+
+# The chart with its defaults on that cluster: the example instance as a QEMU pod (hack/chart-demo.sh,
+# the steps hack/kind-up.sh runs on kind).
+cluster-demo: setup
+	@bash hack/cluster-demo.sh
 
 # kubenova's images from the unmodified Dockerfile on a Debian base made here (docs/cluster.md);
 # imported into the local cluster's containerd when it runs.

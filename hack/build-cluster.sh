@@ -44,21 +44,26 @@ go_install() {
 }
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
 
 # The images, keyed by the content of what goes in (and of the scripts that make them).
 images_hash=$({
   cat "$HACK_DIR/build-cluster.sh" "$HACK_DIR/cluster/oci-image.py" "$HACK_DIR"/cluster/pause/*
-  echo "$COREDNS_VERSION"
+  echo "$COREDNS_VERSION $CLUSTER_HELPER_IMAGE"
+  sha256sum /bin/busybox
 } | sha256sum | cut -c1-12)
 images="$CACHE_DIR/cluster-images-$images_hash"
-if [[ ! -s "$images/pause.tar" || ! -s "$images/coredns.tar" ]]; then
-  log "building the sandbox (pause) and CoreDNS images"
+if [[ ! -s "$images/pause.tar" || ! -s "$images/coredns.tar" || ! -s "$images/busybox.tar" ]]; then
+  log "building the sandbox (pause), CoreDNS and busybox images"
   rm -rf "$images.tmp" && mkdir -p "$images.tmp"
   (cd "$HACK_DIR/cluster/pause" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$images.tmp/pause" .)
   python3 "$HACK_DIR/cluster/oci-image.py" "$images.tmp/pause.tar" "$CLUSTER_PAUSE_IMAGE" \
     --entrypoint /pause --add "$images.tmp/pause:/pause"
   python3 "$HACK_DIR/cluster/oci-image.py" "$images.tmp/coredns.tar" "$CLUSTER_COREDNS_IMAGE" \
     --entrypoint /coredns --add "$CACHE_DIR/coredns-$COREDNS_VERSION/coredns:/coredns"
+  # busybox runs the applet its name says: the three local-path's setup and teardown scripts use.
+  python3 "$HACK_DIR/cluster/oci-image.py" "$images.tmp/busybox.tar" "$CLUSTER_HELPER_IMAGE" \
+    --entrypoint /bin/sh --add /bin/busybox:/bin/sh --add /bin/busybox:/bin/mkdir --add /bin/busybox:/bin/rm
   rm -f "$images.tmp/pause"
   rm -rf "$images" && mv "$images.tmp" "$images"
 fi

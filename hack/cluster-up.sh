@@ -121,6 +121,7 @@ cert admin "/O=system:masters/CN=kubernetes-admin" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kube-proxy "/CN=system:kube-proxy" clientAuth
+cert local-path-provisioner "/CN=kubenova:local-path-provisioner" clientAuth
 cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
 cert kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
 openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key"
@@ -147,7 +148,7 @@ EOF
   chmod 600 "$1"
 }
 kubeconfig "$KUBECONFIG_PATH" admin
-for c in controller-manager scheduler kube-proxy kubelet-client; do kubeconfig "$CLUSTER_DIR/$c.kubeconfig" "$c"; done
+for c in controller-manager scheduler kube-proxy kubelet-client local-path-provisioner; do kubeconfig "$CLUSTER_DIR/$c.kubeconfig" "$c"; done
 
 # -- 4. control plane ---------------------------------------------------------------------------
 start_proc etcd etcd --name=kubenova-cluster --data-dir="$CLUSTER_DIR/etcd" \
@@ -215,7 +216,7 @@ state = "$CLUSTER_RUN/containerd"
 EOF
 start_proc containerd containerd --config "$CLUSTER_DIR/containerd.toml"
 wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
-for image in pause coredns; do
+for image in pause coredns busybox; do
   ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$images/$image.tar" >/dev/null
 done
 # kubenova's own images (operator, launcher, guest), built here from the unmodified Dockerfile
@@ -387,5 +388,88 @@ ready=$SECONDS
 say "node $NODE_NAME Ready and a pod Running: $((ready - start))s in all ($((ready - built))s after the build)"
 wait_for "CoreDNS ready" 120 k -n kube-system wait --for=condition=Available deployment/coredns --timeout=2s
 say "CoreDNS ready ($((SECONDS - start))s)"
+
+# -- 8. the default StorageClass: local-path (what kind ships), its provisioner on the host ------
+# Volumes are folders under $CLUSTER_DIR/local-path, made and removed by helper pods (busybox)
+# in local-path-storage; the provisioner runs as its own user with the upstream permissions.
+mkdir -p "$CLUSTER_DIR/local-path"
+k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: local-path-storage}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: local-path-storage}
+data:
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "\$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "\$VOL_DIR"
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "kubenova:local-path-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, persistentvolumeclaims, configmaps, pods, pods/log]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [create, delete]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, update, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "kubenova:local-path-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "kubenova:local-path-provisioner"}
+subjects: [{kind: User, name: "kubenova:local-path-provisioner", apiGroup: rbac.authorization.k8s.io}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+EOF
+cat >"$CLUSTER_DIR/local-path.json" <<EOF
+{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$CLUSTER_DIR/local-path"]}]}
+EOF
+cat >"$CLUSTER_DIR/local-path-helper.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: helper-pod}
+spec:
+  priorityClassName: system-node-critical
+  tolerations: [{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}]
+  containers:
+  - {name: helper-pod, image: $CLUSTER_HELPER_IMAGE, imagePullPolicy: Never}
+EOF
+start_proc local-path-provisioner local-path-provisioner start \
+  --kubeconfig "$CLUSTER_DIR/local-path-provisioner.kubeconfig" --namespace local-path-storage \
+  --config "$CLUSTER_DIR/local-path.json" --helper-pod-file "$CLUSTER_DIR/local-path-helper.yaml" \
+  --helper-image "$CLUSTER_HELPER_IMAGE" --service-account-name local-path-provisioner
+say "StorageClass local-path (default), served by local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION"
 k get nodes -o wide
 echo "export KUBECONFIG=$KUBECONFIG_PATH    # make cluster-down removes the cluster"

@@ -16,6 +16,6 @@ ETCD_PEER_PORT=23800
 CONTAINERD_SOCK=$CLUSTER_RUN/containerd/containerd.sock
 CNI_NETWORK=kubenova
 # The processes cluster-up starts, in start order (cluster-down stops them in reverse).
-CLUSTER_PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+CLUSTER_PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy local-path-provisioner)
 # The FORWARD guard cluster-up puts first: nothing crosses between the bridge and other interfaces.
 ISOLATE_CHAIN=KUBENOVA-CLUSTER-ISOLATE
