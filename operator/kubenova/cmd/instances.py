@@ -28,6 +28,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "https://127.0.0.1:9465)",
     )
     console.add_argument(
+        "--operator-namespace",
+        help="reach the in-cluster operator in this namespace through the API (a port-forward "
+        "the CLI does; default $KUBENOVA_OPERATOR_NAMESPACE, else kubenova-system when no "
+        "--console-url and no local operator's CA)",
+    )
+    console.add_argument(
         "--console-ca",
         help="its CA, <state-dir>/console/ca.crt (default $KUBENOVA_CONSOLE_CA, else "
         ".kubenova/state/console/ca.crt if present)",
@@ -44,8 +50,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_OPERATOR_NAMESPACE = "kubenova-system"
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     from kubenova.console.client import (
+        DEFAULT_CA,
         DEFAULT_URL,
         ConsoleClient,
         ConsoleError,
@@ -53,13 +63,20 @@ def cmd_console(args: argparse.Namespace) -> int:
         credentials,
         run,
     )
+    from kubenova.console.forward import ForwardError, forwarded_console
 
     target = resolve(args)
-    url = args.console_url or os.environ.get("KUBENOVA_CONSOLE_URL") or DEFAULT_URL
+    url = args.console_url or os.environ.get("KUBENOVA_CONSOLE_URL")
+    operator_ns = args.operator_namespace or os.environ.get("KUBENOVA_OPERATOR_NAMESPACE")
+    if not url and not operator_ns and not (args.console_ca or DEFAULT_CA.is_file()):
+        operator_ns = DEFAULT_OPERATOR_NAMESPACE  # no local operator: the chart's
+    creds = credentials(target.kubeconfig, target.context)
     try:
-        reader = ConsoleClient(
-            url, console_ca(args.console_ca), credentials(target.kubeconfig, target.context)
-        )
-        return run(reader, target.namespace, args.name, args.follow)
-    except ConsoleError as err:
+        if url or not operator_ns:
+            reader = ConsoleClient(url or DEFAULT_URL, console_ca(args.console_ca), creds)
+            return run(reader, target.namespace, args.name, args.follow)
+        with target.api_client() as api, forwarded_console(api, operator_ns) as (local, ca):
+            reader = ConsoleClient(local, console_ca(args.console_ca) or ca, creds)
+            return run(reader, target.namespace, args.name, args.follow)
+    except (ConsoleError, ForwardError) as err:
         raise CliError(f"console: {err}") from None

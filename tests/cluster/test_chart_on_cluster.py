@@ -1,0 +1,242 @@
+"""The chart with its defaults on a real kubelet (issue 12): the operator in its Pods (two
+replicas, one leader), the example instance a QEMU pod under the kubelet, its console read with
+`kubenova console` through the API, the boot-latency histogram scraped by a real Prometheus
+from the operator's Service endpoints, power actions on the pod driver shown by the guest's
+console, a leader killed during a boot, and `helm uninstall` leaving nothing.
+
+The tests run in file order and share one install (the `chart` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kubenova.devcluster.cluster import free_port
+from kubenova.devcluster.process import ManagedProcess
+from kubenova.tools import find_tool
+from kubenova.virt.cluster import INSTANCE_UID_LABEL
+from tests.cluster.conftest import (
+    CLUSTER_SCOPED_LEFTOVERS,
+    NAMESPACE,
+    NODE,
+    RELEASE,
+    REPO,
+    TENANT,
+    Cluster,
+)
+from tests.kit import wait_for
+
+BOOT_LINE = "kubenova-guest booted hostname="
+ACPI_LINE = "kubenova-guest powering off"
+
+
+def instance(c: Cluster, name: str) -> dict:
+    return c.get("-n", TENANT, "instance", name)
+
+
+def state(c: Cluster, name: str) -> tuple[str, str | None]:
+    status = instance(c, name).get("status") or {}
+    return status.get("vmState"), status.get("taskState")
+
+
+def wait_state(c: Cluster, name: str, vm_state: str, timeout: float = 300) -> dict:
+    def reached():
+        obj = instance(c, name)
+        status = obj.get("status") or {}
+        if status.get("vmState") == "ERROR":
+            raise AssertionError(f"{name} went ERROR: {status.get('fault')}")
+        return obj if (status.get("vmState"), status.get("taskState")) == (vm_state, None) else None
+
+    return wait_for(reached, timeout, f"{name} {vm_state}", interval=1)
+
+
+def vm_pods(c: Cluster, uid: str) -> list[dict]:
+    pods = c.get("pods", "-A", "-l", f"{INSTANCE_UID_LABEL}={uid}")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def console(c: Cluster, name: str) -> str:
+    return c.kubenova("console", name, "-n", TENANT, timeout=60).stdout
+
+
+def operator_pods(c: Cluster) -> list[dict]:
+    return c.get("-n", NAMESPACE, "pods", "-l", "app.kubernetes.io/name=kubenova")["items"]
+
+
+def leader(c: Cluster) -> str:
+    leases = c.get("-n", NAMESPACE, "leases")["items"]
+    holders = [(lease.get("spec") or {}).get("holderIdentity") or "" for lease in leases]
+    pods = [p["metadata"]["name"] for p in operator_pods(c)]
+    found = [p for p in pods if any(h == p or h.startswith(f"{p}_") for h in holders)]
+    assert len(found) == 1, f"leases {holders}, pods {pods}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def demo(chart: Cluster) -> dict:
+    return wait_state(chart, "demo", "ACTIVE")
+
+
+# -- the tests -------------------------------------------------------------------------------
+def test_example_runs_as_a_qemu_pod_under_the_kubelet(chart: Cluster, demo: dict):
+    node = chart.get("node", NODE)
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    ready = {c["type"]: c["status"] for c in demo["status"]["conditions"]}
+    assert ready.get("Ready") == "True", demo["status"]["conditions"]
+    (pod,) = vm_pods(chart, demo["metadata"]["uid"])
+    assert pod["spec"]["nodeName"] == NODE == demo["status"]["host"]
+    assert pod["status"]["phase"] == "Running"
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["containerID"].startswith("containerd://") and container["ready"]
+    # the operator runs in its pods with its ServiceAccount token, two replicas
+    pods = operator_pods(chart)
+    assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
+    assert {p["spec"]["serviceAccountName"] for p in pods} == {RELEASE}
+
+
+def test_console_through_the_api(chart: Cluster, demo: dict):
+    text = wait_for(lambda: (t := console(chart, "demo")) and BOOT_LINE in t and t, 60, "boot")
+    assert f"{BOOT_LINE}demo" in text
+
+
+def test_prometheus_scrapes_the_operator_service(chart: Cluster, demo: dict, tmp_path: Path):
+    """Debian's Prometheus on the host, discovering the metrics Service's endpoints through the
+    apiserver (kubernetes_sd_configs, role endpoints), as an in-cluster one would."""
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: kubenova\n"
+        "    kubernetes_sd_configs:\n"
+        f"      - {{role: endpoints, kubeconfig_file: {chart.kubeconfig},"
+        f" namespaces: {{names: [{NAMESPACE}]}}}}\n"
+        "    relabel_configs:\n"
+        "      - {source_labels: [__meta_kubernetes_service_name], regex: "
+        f"'{RELEASE}-metrics', action: keep}}\n"
+    )
+    prometheus = ManagedProcess(
+        "prometheus",
+        [
+            find_tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path / "prometheus.log",
+    )
+
+    def query(expr: str) -> list[dict]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read())
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    prometheus.start()
+    try:
+        expr = "sum(kubenova_instance_create_to_active_seconds_count)"
+        result = wait_for(
+            lambda: _safe(query, expr), 90, f"{expr} in Prometheus ({tmp_path}/prometheus.log)"
+        )
+        assert float(result[0]["value"][1]) >= 1
+        targets = query('up{job="kubenova"}')
+        assert len(targets) == 2 and all(t["value"][1] == "1" for t in targets), targets
+    finally:
+        prometheus.stop()
+
+
+def _safe(query, expr):
+    try:
+        return query(expr)
+    except OSError:
+        return None
+
+
+def test_power_actions_on_the_pod_driver(chart: Cluster, demo: dict):
+    """stop → SHUTOFF (pod gone, disk kept), start → ACTIVE (a new pod, the same disk), soft
+    and hard reboot, each seen on the guest's console through `kubenova console --follow`."""
+    uid = demo["metadata"]["uid"]
+    (first,) = vm_pods(chart, uid)
+    follow = subprocess.Popen(
+        [str(REPO / ".venv/bin/python"), "-m", "kubenova.cli", "console", "demo",
+         "-n", TENANT, "--follow"],
+        env=chart.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        chart.kubenova("stop", "demo", "-n", TENANT, "--wait", "--timeout", "180")
+        stopped = instance(chart, "demo")
+        assert (stopped["status"]["vmState"], stopped["status"]["powerState"]) == (
+            "STOPPED",
+            "SHUTDOWN",
+        )
+        assert vm_pods(chart, uid) == []
+        chart.kubenova("start", "demo", "-n", TENANT, "--wait", "--timeout", "300")
+        (second,) = vm_pods(chart, uid)
+        assert second["metadata"]["uid"] != first["metadata"]["uid"]
+        chart.kubenova("reboot", "demo", "-n", TENANT, "--wait", "--timeout", "300")
+        chart.kubenova("reboot", "--hard", "demo", "-n", TENANT, "--wait", "--timeout", "300")
+        (fourth,) = vm_pods(chart, uid)
+        assert fourth["metadata"]["uid"] != second["metadata"]["uid"]
+        wait_for(lambda: BOOT_LINE in console(chart, "demo"), 120, "the last boot's line")
+    finally:
+        follow.terminate()
+        out, err = follow.communicate(timeout=30)
+    # first boot, start, soft reboot, hard reboot: four boots; stop and soft reboot power off
+    assert out.count(BOOT_LINE) >= 4, out[-3000:] + err[-2000:]
+    assert out.count(ACPI_LINE) >= 2, out[-3000:] + err[-2000:]
+
+
+def test_leader_killed_during_a_boot_the_other_replica_finishes_it(chart: Cluster):
+    first = leader(chart)
+    manifest = (REPO / "examples/instance.yaml").read_text().replace("name: demo", "name: failover")
+    chart.kubectl("-n", TENANT, "apply", "-f", "-", input=manifest)
+    wait_for(lambda: state(chart, "failover")[0] == "BUILDING", 60, "failover BUILDING")
+    chart.kubectl("-n", NAMESPACE, "delete", "pod", first, "--grace-period=0", "--force")
+    started = time.monotonic()
+    active = wait_state(chart, "failover", "ACTIVE", timeout=300)
+    print(f"failover: ACTIVE {time.monotonic() - started:.1f}s after the leader was killed")
+    second = wait_for(lambda: _leader_or_none(chart), 60, "a new leader")
+    assert second != first
+    assert len(vm_pods(chart, active["metadata"]["uid"])) == 1
+    chart.kubectl("-n", TENANT, "delete", "instance", "failover", "--wait=true", timeout=300)
+    assert vm_pods(chart, active["metadata"]["uid"]) == []
+
+
+def _leader_or_none(c: Cluster) -> str | None:
+    try:
+        return leader(c)
+    except AssertionError:
+        return None
+
+
+def test_helm_uninstall_removes_everything(chart: Cluster, demo: dict):
+    uid = demo["metadata"]["uid"]
+    chart.kubectl("-n", TENANT, "delete", "instance", "demo", "--wait=true", timeout=300)
+    assert vm_pods(chart, uid) == []
+    assert chart.get("pvc", "-A", "-l", f"{INSTANCE_UID_LABEL}={uid}")["items"] == []
+    chart.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    for kind in CLUSTER_SCOPED_LEFTOVERS:
+        names = [o["metadata"]["name"] for o in chart.get(kind)["items"]]
+        assert not [n for n in names if "kubenova" in n and not n.startswith("kubenova:local")], (
+            kind,
+            names,
+        )
+    left = chart.get("-n", NAMESPACE, "all,configmaps,secrets,pvc,leases,roles,rolebindings")
+    ours = [
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in left["items"]
+        if not o["metadata"]["name"].startswith("kubenova-guest")  # the demo's, not the chart's
+        and (
+            (o["metadata"].get("labels") or {}).get("app.kubernetes.io/instance") == RELEASE
+            or o["metadata"]["name"].startswith(RELEASE + "-")
+        )
+    ]
+    assert ours == [], ours
