@@ -66,7 +66,9 @@ class Cluster:
         return self.run(str(REPO / ".venv/bin/python"), "-m", "kubenova.cli", *args, **kwargs)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the cluster is down again (sysctls, iptables as they were) before the other
+# tests run.
+@pytest.fixture(scope="package")
 def local_cluster() -> Iterator[Cluster]:
     if os.geteuid() != 0:
         pytest.skip("the local cluster needs root (containerd, kubelet, iptables, a bridge)")
