@@ -84,6 +84,8 @@ def operator_config(args: list[str]) -> OperatorConfig:
         driver=parsed.driver,
         hosts=parsed.hosts,
         vm_namespace=parsed.vm_namespace,
+        pod_disk=parsed.pod_disk,
+        pod_storage_class=parsed.pod_storage_class,
         admission=parsed.admission,
         console_listen=None if parsed.console_listen in ("", "off") else parsed.console_listen,
         console_client_ca=parsed.console_client_ca,

@@ -88,6 +88,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
             hosts=args.hosts,
             driver=args.driver,
             pod_image=args.pod_image,
+            pod_disk=args.pod_disk,
+            pod_storage_class=args.pod_storage_class,
             vm_namespace=args.vm_namespace,
             kubevirt_container_disk=args.kubevirt_container_disk,
             metrics_port=args.metrics_port,
@@ -200,6 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--driver", choices=("qemu", "fake", "pod", "kubevirt"), default="qemu")
     op.add_argument("--pod-image", default="kubenova-launcher:dev", help="pod driver's image")
+    op.add_argument(
+        "--pod-disk",
+        choices=("pvc", "emptyDir"),
+        default="pvc",
+        help="pod driver: each disk a PersistentVolumeClaim kept while stopped (stop, start and "
+        "reboot work), or the pod's emptyDir (lost with the pod; no power operations)",
+    )
+    op.add_argument(
+        "--pod-storage-class",
+        metavar="NAME",
+        help="pod driver: the disk claims' StorageClass (default: the cluster's default class; "
+        "an empty value: none, pre-provisioned volumes without a class)",
+    )
     op.add_argument("--vm-namespace", help="pod/kubevirt: namespace of the VM objects")
     op.add_argument(
         "--kubevirt-container-disk",

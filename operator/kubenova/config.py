@@ -27,6 +27,12 @@ class OperatorConfig(BaseModel):
     then defaults to 0 (embedded hosts, when asked for, keep the process driver)."""
     pod_image: str = "kubenova-launcher:dev"
     """pod driver: the container image with `kubenova launch`, qemu-system and qemu-img."""
+    pod_disk: Literal["pvc", "emptyDir"] = "pvc"
+    """pod driver: where an instance's disk lives. pvc: a PersistentVolumeClaim per instance,
+    kept while the pod is stopped (stop, start, reboot work); emptyDir: in the pod, lost with it
+    (power operations are refused)."""
+    pod_storage_class: str | None = None
+    """pod driver, pvc: the claims' StorageClass; None: the cluster's default; "": none."""
     vm_namespace: str | None = None
     """pod, kubevirt: where the VM objects go; default the Instance's namespace."""
     kubevirt_container_disk: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,8 +60,17 @@ def spec(checksum: str, hostname: str = "launched", **overrides) -> LaunchSpec:
 class Launch:
     """`kubenova launch` as a child process, its console (stdout) and log (stderr) in files."""
 
-    def __init__(self, work: Path, launch_spec: LaunchSpec | None, raw_spec: str | None = None):
+    def __init__(
+        self,
+        work: Path,
+        launch_spec: LaunchSpec | None,
+        raw_spec: str | None = None,
+        workdir: Path | None = None,
+    ):
+        """`workdir`: the VM's files (default <work>/vm); two launches on one are a pod
+        re-created on the instance's kept claim."""
         self.work = work
+        work.mkdir(parents=True, exist_ok=True)
         self.ready = work / "ready"
         self.stdout, self.stderr = work / "console.out", work / "launch.err"
         env = {**os.environ, "KUBENOVA_ACCEL": "tcg"}  # as the pod on a node without KVM
@@ -73,7 +83,7 @@ class Launch:
                     "-m",
                     "kubenova.cli",
                     "launch",
-                    f"--workdir={work / 'vm'}",
+                    f"--workdir={workdir or work / 'vm'}",
                     f"--ready-file={self.ready}",
                 ],
                 stdout=out,
@@ -156,3 +166,73 @@ def test_a_malformed_spec_is_refused(tmp_path, launches):
     launches.append(launch)
     assert launch.wait() == 2
     assert "invalid launch spec" in launch.log()
+
+
+def test_a_launch_on_a_kept_volume_boots_the_same_disk_again(tmp_path, checksum, launches):
+    """What the pod driver's start after a stop, or a reboot, runs: a new launcher on the
+    instance's kept claim. The overlay (the guest's data) and the verified base image stay;
+    only the argv is built again; the new launcher's stdout (`kubectl logs` of the new pod) is
+    this boot's console, and it is ready once this boot announced itself."""
+    qemu_io = shutil.which("qemu-io")
+    assert qemu_io, "qemu-io (qemu-utils, which `make setup` installs) is missing"
+    launch_spec = spec(checksum)
+    workdir = tmp_path / "claim"
+    disk = workdir / "instance" / "disk.qcow2"
+    announcement = f"kubenova-guest booted hostname=launched instance-id={launch_spec.instance_id}"
+
+    def boot(name: str) -> Launch:
+        launch = Launch(tmp_path / name, launch_spec, workdir=workdir)
+        launches.append(launch)
+
+        def ready() -> bool:
+            assert launch.proc.poll() is None, f"the launcher exited:\n{launch.log()}"
+            return launch.ready.exists()
+
+        wait_for(ready, BOOT_TIMEOUT, f"the {name} boot's ready file")
+        return launch
+
+    def stop(launch: Launch) -> None:
+        launch.proc.send_signal(signal.SIGTERM)
+        assert launch.wait(60) == 0, launch.log()
+
+    first = boot("first")
+    stop(first)
+    # What the guest wrote, near the end of its 1 GiB disk (past the base image's data).
+    write = ["-f", "qcow2", "-c", "write -P 0x6b 1000M 64k", str(disk)]
+    subprocess.run([qemu_io, *write], check=True, capture_output=True)
+    inode = disk.stat().st_ino
+    base = {p.name: p.stat().st_mtime_ns for p in (workdir / "_base").iterdir()}
+
+    second = boot("second")
+    assert "again from its kept disk" in second.log(), second.log()
+    assert second.console().count(announcement) == 1, "stdout is this boot's console only"
+    assert first.console().count(announcement) == 1
+    kept_log = (workdir / "instance" / "console.log").read_text(errors="replace")
+    assert kept_log.count(announcement) == 2, "the log on the volume keeps every boot"
+    stop(second)
+
+    assert disk.stat().st_ino == inode, "the overlay was not built again"
+    read = ["-f", "qcow2", "-c", "read -P 0x6b 1000M 64k", str(disk)]
+    check = subprocess.run([qemu_io, *read], capture_output=True, text=True)
+    assert check.returncode == 0, f"the guest's data is gone: {check.stdout}{check.stderr}"
+    assert {p.name: p.stat().st_mtime_ns for p in (workdir / "_base").iterdir()} == base
+
+
+def test_an_unfinished_build_on_the_volume_is_done_afresh(tmp_path, checksum, launches):
+    """A pod that died while building (no launch.json yet) left files that are no VM: the next
+    launcher removes them and builds the VM anew."""
+    workdir = tmp_path / "claim"
+    leftover = workdir / "instance"
+    leftover.mkdir(parents=True)
+    (leftover / "disk.qcow2").write_bytes(b"half an overlay")
+    launch = Launch(tmp_path / "run", spec(checksum), workdir=workdir)
+    launches.append(launch)
+
+    def ready() -> bool:
+        assert launch.proc.poll() is None, f"the launcher exited:\n{launch.log()}"
+        return launch.ready.exists()
+
+    wait_for(ready, BOOT_TIMEOUT, "the ready file")
+    assert "removing the unfinished build" in launch.log()
+    launch.proc.send_signal(signal.SIGTERM)
+    assert launch.wait(60) == 0, launch.log()

@@ -6,7 +6,9 @@ Real processes throughout: the operator runs with the QEMU pod driver (`--driver
 process that renews the Node's Lease (every second or so) and runs its pods (without running
 them: they just become Running and Ready). A host fails the way a host does: the test SIGSTOPs
 its kwok, so its Lease stops moving and nothing on it changes any more; SIGCONT brings it back.
-A VM lost with the host is its pod deleted meanwhile (force-deleted, as a dead node's pods are).
+A VM lost with the host is its pod deleted meanwhile (force-deleted, as a dead node's pods are);
+its disk's PersistentVolumeClaim stays, as a host's disks do when it returns, so the VM is found
+stopped (not gone) and the resume policy powers it on from that disk.
 
 Host B is much bigger than host A (CPU, RAM, disk), so the scheduler (its weighers spread) puts
 every instance on B while B is up.
@@ -173,13 +175,13 @@ def test_a_host_whose_heartbeat_stops_is_down_and_reconciled_when_it_returns(
     assert condition(keeper, "Ready")["status"] == "True"
     assert len(pods_of(api, namespace, uids["keeper"])) == 1
 
-    # the lost VM: stopped, or spawned again, by the policy
+    # the lost VM (its pod gone, its disk's claim kept): stopped, or powered on, by the policy
     if policy == "stop":
         wait_for(lambda: status(cloud, "lost").get("vmState") == "STOPPED", 30, "lost: STOPPED")
         lost = status(cloud, "lost")
         assert lost["powerState"] == "SHUTDOWN"
         assert lost.get("hostStatus") is None
-        assert "the host has nothing of its VM" in lost["fault"]["message"]
+        assert "its VM is not running" in lost["fault"]["message"]
         assert "the instance is stopped" in lost["fault"]["message"]
         assert pods_of(api, namespace, uids["lost"]) == []
     else:
@@ -189,13 +191,15 @@ def test_a_host_whose_heartbeat_stops_is_down_and_reconciled_when_it_returns(
                 and status(cloud, "lost").get("hostStatus") is None
             ),
             60,
-            "lost: spawned again",
+            "lost: powered on",
         )
         lost = status(cloud, "lost")
         assert lost["vmState"] == "ACTIVE"
-        assert "spawned again" in condition(lost, "HostUp")["message"]
+        assert "powered on from its disk" in condition(lost, "HostUp")["message"]
         (pod,) = pods_of(api, namespace, uids["lost"])
         assert pod.spec.node_name == HOST_B
+        disk = next(v for v in pod.spec.volumes if v.name == "disk")
+        assert disk.persistent_volume_claim.claim_name == pod.metadata.name
     print(
         f"{policy}: reconciled {time.monotonic() - returned:.1f}s after SIGCONT: lost is "
         f"{lost['vmState']}/{lost['powerState']}"

@@ -5,9 +5,15 @@ are Node objects that kwok manages (tests/kwok.py). kwok plays the kubelet's par
 Nodes Ready and moves each pod bound to them to Running with its Ready condition True. It runs
 no container, so the launcher inside the pod never runs here (tests/e2e/test_launcher.py runs it
 for real); what is tested is everything around it: the pod the driver creates (node, requests
-and limits, command, volumes, security), SPAWNING → ACTIVE on readiness, and the reschedule when
-a pod fails or disappears before it is ready. For those, pods on the `hold` node are left
-Pending by kwok and the test writes their status as the kubelet would.
+and limits, command, volumes, security) and its disk's PersistentVolumeClaim, SPAWNING → ACTIVE
+on readiness, the reschedule when a pod fails or disappears before it is ready, and stop, start
+and reboot (the pod deleted and made again on the kept claim). For the failures, pods on the
+`hold` node are left Pending by kwok and the test writes their status as the kubelet would.
+
+kwok stands in for the kubelet and for storage too: no PV controller or provisioner runs here,
+so a claim stays Pending (nothing binds it) while kwok marks its pod Running all the same; and no
+pvc-protection controller (kube-controller-manager) removes the finalizer of a deleted claim
+once no pod uses it, so the tests do that (release_claims).
 
 Each test's nodes sit in availability zones of their own, so the scheduler's choice is known.
 """
@@ -20,12 +26,19 @@ import pytest
 from kubernetes import client
 
 from kubenova import GROUP, VERSION
+from kubenova.conductor.actions import REBOOT_ANNOTATION
 from kubenova.virt.cluster import INSTANCE_UID_LABEL, NODE_ANNOTATION
-from kubenova.virt.pod.manifest import KVM_LABEL, READY_FILE, WORKDIR
+from kubenova.virt.pod.manifest import (
+    KVM_LABEL,
+    LAUNCH_SPEC_ANNOTATION,
+    READY_FILE,
+    SELECTED_NODE_ANNOTATION,
+    WORKDIR,
+)
 from kubenova.virt.qemu.launcher import SPEC_ENV
 from tests.cloud import Cloud
 from tests.kit import running_operator, wait_for
-from tests.kwok import delete_kwok_nodes, kwok_node, running_kwok, wait_pod
+from tests.kwok import delete_kwok_nodes, kwok_node, running_kwok, settle, wait_pod
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +78,13 @@ def kwok(cluster, api, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pod_operator(cluster, api, crds, kwok, tmp_path_factory):
     work = tmp_path_factory.mktemp("pod-op")
-    args = ("--driver=pod", f"--pod-image={POD_IMAGE}", "--boot-timeout=60")
+    # A power-state sync every 2 s: a pod gone behind the operator's back is seen at once.
+    args = (
+        "--driver=pod",
+        f"--pod-image={POD_IMAGE}",
+        "--boot-timeout=60",
+        "--sync-power-state-interval=2",
+    )
     with running_operator(cluster, api, work, *args) as op:
         yield op
 
@@ -77,6 +96,24 @@ def cloud(pod_operator, api, namespace, tmp_path) -> Cloud:
 
 def pods_of(core: client.CoreV1Api, namespace: str, uid: str) -> list[client.V1Pod]:
     return core.list_namespaced_pod(namespace, label_selector=f"{INSTANCE_UID_LABEL}={uid}").items
+
+
+def claims_of(
+    core: client.CoreV1Api, namespace: str, uid: str
+) -> list[client.V1PersistentVolumeClaim]:
+    return core.list_namespaced_persistent_volume_claim(
+        namespace, label_selector=f"{INSTANCE_UID_LABEL}={uid}"
+    ).items
+
+
+def release_claims(core: client.CoreV1Api, namespace: str, uid: str) -> None:
+    """What the pvc-protection controller does once no pod uses a deleted claim: remove its
+    finalizer (kube-controller-manager does not run here)."""
+    for claim in claims_of(core, namespace, uid):
+        if claim.metadata.deletion_timestamp and claim.metadata.finalizers:
+            core.patch_namespaced_persistent_volume_claim(
+                claim.metadata.name, namespace, {"metadata": {"finalizers": None}}
+            )
 
 
 @pytest.mark.parametrize("node", [TCG_NODE, KVM_NODE])
@@ -104,6 +141,7 @@ def test_the_pod_runs_on_the_scheduled_node_and_its_readiness_makes_the_instance
         "launch",
         f"--workdir={WORKDIR}",
         f"--ready-file={READY_FILE}",
+        "--shutdown-grace=20",  # the pod's 30 s grace less the launcher's time to stop qemu
     ]
     env = {e.name: e.value for e in qemu.env}
     spec = json.loads(env[SPEC_ENV])
@@ -113,9 +151,9 @@ def test_the_pod_runs_on_the_scheduled_node_and_its_readiness_makes_the_instance
     assert spec["image_source"] == image["spec"]["source"]
     assert spec["image_checksum"] == image["spec"]["checksum"]
     # requests/limits from the flavor: cpu request = vcpus / the scheduler's 4.0 ratio; memory
-    # = RAM + QEMU's overhead; ephemeral storage = disk (the limit leaves room for the base image)
-    requests = {"cpu": "500m", "memory": "1280Mi", "ephemeral-storage": "1Gi"}
-    limits = {"cpu": "2", "memory": "1280Mi", "ephemeral-storage": "2Gi"}
+    # = RAM + QEMU's overhead; no ephemeral storage: the disk is the claim's
+    requests = {"cpu": "500m", "memory": "1280Mi"}
+    limits = {"cpu": "2", "memory": "1280Mi"}
     if node == KVM_NODE:
         requests[KVM_RESOURCE] = limits[KVM_RESOURCE] = "1"
         assert "KUBENOVA_ACCEL" not in env
@@ -125,16 +163,31 @@ def test_the_pod_runs_on_the_scheduled_node_and_its_readiness_makes_the_instance
     assert qemu.resources.limits == limits
     assert qemu.readiness_probe._exec.command == ["test", "-e", READY_FILE]
     volumes = {v.name: v for v in pod.spec.volumes}
-    assert volumes["disk"].empty_dir.size_limit == "2Gi"
+    assert volumes["disk"].persistent_volume_claim.claim_name == pod.metadata.name
     assert volumes["tmp"].empty_dir is not None
     assert all(v.host_path is None for v in pod.spec.volumes)
     assert {m.name: m.mount_path for m in qemu.volume_mounts} == {"disk": WORKDIR, "tmp": "/tmp"}
+    # The disk's claim: named, labelled and owned as the pod, the flavor's disk + the base image.
+    (claim,) = claims_of(core, cloud.ns, uid)
+    assert claim.metadata.name == pod.metadata.name
+    assert claim.metadata.owner_references[0].uid == uid
+    assert claim.metadata.annotations[SELECTED_NODE_ANNOTATION] == node, "no scheduler sees it"
+    assert json.loads(claim.metadata.annotations[LAUNCH_SPEC_ANNOTATION]) == spec
+    assert claim.spec.access_modes == ["ReadWriteOnce"]
+    assert claim.spec.resources.requests == {"storage": "2Gi"}
+    assert claim.status.phase == "Pending", "no PV controller here (see the module docstring)"
     assert pod.spec.security_context.run_as_non_root is True
     assert qemu.security_context.allow_privilege_escalation is False
     assert qemu.security_context.capabilities.drop == ["ALL"]
 
     cloud.delete("vm")  # through the operator: destroy deletes the pod, kwok removes it
     wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
+    wait_for(
+        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
+        60,
+        "the claim to be deleted",
+    )
+    release_claims(core, cloud.ns, uid)
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -192,3 +245,140 @@ def test_a_vm_pod_does_not_count_twice_on_its_host(cloud, api):
     assert cloud.host_of("first") == TCG_NODE
     cloud.instance("second", flavor=flavor, zone=ZONES[TCG_NODE])
     assert cloud.host_of("second") == TCG_NODE
+
+
+# -- stop, start and reboot ----------------------------------------------------------------------
+def patch_instance(cloud: Cloud, name: str, body: dict) -> None:
+    cloud.custom.patch_namespaced_custom_object(GROUP, VERSION, cloud.ns, "instances", name, body)
+
+
+def finished_action(cloud: Cloud, name: str, count: int, timeout: float = 90) -> dict:
+    """The instance's status once its `count`-th action log entry has finished and it rests
+    (no task state)."""
+
+    def done():
+        status = cloud.get(name).get("status") or {}
+        log = status.get("actions") or []
+        if len(log) >= count and log[count - 1].get("result") and not status.get("taskState"):
+            return status
+        return None
+
+    return wait_for(done, timeout, f"action #{count} of {name} to finish", interval=0.2)
+
+
+def only_pod(core: client.CoreV1Api, namespace: str, uid: str) -> client.V1Pod:
+    pods = pods_of(core, namespace, uid)
+    assert len(pods) == 1, [p.metadata.name for p in pods]
+    return pods[0]
+
+
+def test_stop_start_and_reboots_recreate_the_pod_on_the_kept_claim(cloud, api):
+    """stop → SHUTOFF with no pod and the claim kept; start → ACTIVE with a new pod on the same
+    claim, made from the launch spec the claim keeps; hard and soft reboot → ACTIVE with a new
+    pod each time; delete → pod and claim gone. (That the launcher keeps the overlay on the claim
+    and boots it again is tests/e2e/test_launcher.py's.)"""
+    core = client.CoreV1Api(api)
+    cloud.instance("vm", zone=ZONES[TCG_NODE], spec={"userData": "#!/bin/sh\n"})
+    assert cloud.settled("vm")["vmState"] == "ACTIVE"
+    uid = cloud.get("vm")["metadata"]["uid"]
+    first = only_pod(core, cloud.ns, uid)
+    (claim,) = claims_of(core, cloud.ns, uid)
+    env = {e.name: e.value for e in first.spec.containers[0].env}
+
+    def same_claim() -> None:
+        (now,) = claims_of(core, cloud.ns, uid)
+        assert now.metadata.uid == claim.metadata.uid and not now.metadata.deletion_timestamp
+
+    # stop (1 = the create's entry, 2 = this one)
+    patch_instance(cloud, "vm", {"spec": {"powerState": "Stopped"}})
+    status = finished_action(cloud, "vm", 2)
+    assert (status["vmState"], status["powerState"]) == ("STOPPED", "SHUTDOWN"), status
+    assert not pods_of(core, cloud.ns, uid), "stopped: no pod"
+    same_claim()
+    settle(3)  # power-state syncs (every 2 s) and the host's checks see a stopped VM
+    status = cloud.get("vm")["status"]
+    assert (status["vmState"], status.get("fault")) == ("STOPPED", None), status
+
+    # start: the same pod again (name, node, spec) on the same claim
+    patch_instance(cloud, "vm", {"spec": {"powerState": "Running"}})
+    status = finished_action(cloud, "vm", 3)
+    assert (status["vmState"], status["powerState"]) == ("ACTIVE", "RUNNING"), status
+    started = only_pod(core, cloud.ns, uid)
+    assert started.metadata.uid != first.metadata.uid
+    assert (started.metadata.name, started.spec.node_name) == (first.metadata.name, TCG_NODE)
+    disk = next(v for v in started.spec.volumes if v.name == "disk")
+    assert disk.persistent_volume_claim.claim_name == claim.metadata.name
+    assert {e.name: e.value for e in started.spec.containers[0].env} == env
+    assert started.metadata.owner_references[0].uid == uid
+    same_claim()
+
+    # hard, then soft reboot: a new pod each time, on the same claim
+    previous = started
+    for count, kind in ((4, "hard"), (5, "soft")):
+        patch_instance(cloud, "vm", {"metadata": {"annotations": {REBOOT_ANNOTATION: kind}}})
+        status = finished_action(cloud, "vm", count)
+        assert (status["vmState"], status["powerState"]) == ("ACTIVE", "RUNNING"), status
+        rebooted = only_pod(core, cloud.ns, uid)
+        assert rebooted.metadata.uid != previous.metadata.uid, f"{kind} reboot: a new pod"
+        assert rebooted.status.phase == "Running"
+        same_claim()
+        previous = rebooted
+
+    log = [(a["action"], a.get("rebootType"), a["result"]) for a in status["actions"]]
+    assert log == [
+        ("create", None, "Success"),
+        ("stop", None, "Success"),
+        ("start", None, "Success"),
+        ("reboot", "HARD", "Success"),
+        ("reboot", "SOFT", "Success"),
+    ]
+
+    cloud.delete("vm")
+    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
+    wait_for(
+        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
+        60,
+        "the claim to be deleted after its pod",
+    )
+    release_claims(core, cloud.ns, uid)
+    wait_for(lambda: not claims_of(core, cloud.ns, uid), 30, "the claim to be gone")
+
+
+def test_a_pod_gone_behind_the_operators_back_is_a_stopped_vm_a_hard_reboot_starts(cloud, api):
+    """An ACTIVE instance whose pod vanished (evicted, deleted by hand): the claim is there, so
+    the driver reports SHUTDOWN (not a lost VM) and the power-state sync puts the instance in
+    ERROR with Nova's fault; a hard reboot makes the pod again on the kept disk."""
+    core = client.CoreV1Api(api)
+    cloud.instance("vm", zone=ZONES[TCG_NODE])
+    assert cloud.settled("vm")["vmState"] == "ACTIVE"
+    uid = cloud.get("vm")["metadata"]["uid"]
+    first = only_pod(core, cloud.ns, uid)
+    (claim,) = claims_of(core, cloud.ns, uid)
+
+    core.delete_namespaced_pod(first.metadata.name, cloud.ns)
+
+    def errored():
+        status = cloud.get("vm")["status"]
+        return status if status["vmState"] == "ERROR" else None
+
+    status = wait_for(errored, 30, "the power-state sync to notice")
+    assert status["powerState"] == "SHUTDOWN"
+    assert "stopped without a stop request" in status["fault"]["message"]
+
+    patch_instance(cloud, "vm", {"metadata": {"annotations": {REBOOT_ANNOTATION: "hard"}}})
+    status = finished_action(cloud, "vm", 2)
+    assert (status["vmState"], status["powerState"]) == ("ACTIVE", "RUNNING"), status
+    assert status.get("fault") is None
+    again = only_pod(core, cloud.ns, uid)
+    assert again.metadata.uid != first.metadata.uid
+    (kept,) = claims_of(core, cloud.ns, uid)
+    assert kept.metadata.uid == claim.metadata.uid
+
+    cloud.delete("vm")
+    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
+    wait_for(
+        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
+        60,
+        "the claim to be deleted",
+    )
+    release_claims(core, cloud.ns, uid)

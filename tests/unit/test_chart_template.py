@@ -137,6 +137,7 @@ def helm_refuses(command: str, *settings: str) -> str:
         ("persistence.accessMode=ReadOnlyMany", "accessMode"),
         ("persistence.size=lots", "size"),
         ("image.digest=latest", "digest"),
+        ("pod.disk=hostPath", "/pod/disk"),
     ],
 )
 def test_values_schema_refuses_bad_values(setting, refused):
@@ -155,6 +156,7 @@ def test_values_schema_refuses_bad_values(setting, refused):
         ("metrics.serviceMonitor.intervall=10s", "/metrics/serviceMonitor", "intervall"),
         ("metrics.dashboard.enable=true", "/metrics/dashboard", "enable"),
         ("image.repo=x", "/image", "repo"),  # through a $ref
+        ("pod.storageClassName=fast", "/pod", "storageClassName"),
     ],
 )
 def test_values_schema_refuses_misspelt_keys(command, setting, path, key):
@@ -217,6 +219,12 @@ CASES = [
     if d != "qemu" or ns == ""
 ] + [
     pytest.param({"driver": "qemu", "embedded.hosts": 3}, id="qemu-3-hosts"),
+    *(
+        pytest.param(
+            {"driver": "pod", "pod.disk": "emptyDir", "vmNamespace": ns}, id=f"emptyDir-{ns!r}"
+        )
+        for ns in ("", "*")
+    ),
     *(pytest.param({"driver": d, "console.enabled": True}, id=f"{d}-console") for d in DRIVERS),
 ]
 
@@ -255,6 +263,16 @@ def test_rbac_per_driver():
     # The pod driver creates pods only in the VM namespace (the release's by default).
     pod_writes = {p for p in by_driver["pod"] if p.resource == "pods" and p.verb == "create"}
     assert pod_writes == {permissions.Permission("", "pods", "create", "nova-system")}
+    # ... and their disks' claims there too; none with the emptyDir disk.
+    claims = {p for p in by_driver["pod"] if p.resource == "persistentvolumeclaims"}
+    assert claims == {
+        permissions.Permission("", "persistentvolumeclaims", verb, "nova-system")
+        for verb in ("get", "list", "create", "delete")
+    }
+    ephemeral = granted(render({"driver": "pod", "pod.disk": "emptyDir"}))
+    assert not {p for p in ephemeral if p.resource == "persistentvolumeclaims"}
+    for driver in ("kubevirt", "qemu"):
+        assert not {p for p in by_driver[driver] if p.resource == "persistentvolumeclaims"}
     # Embedded hosts (driver qemu only): create Nodes, patch only their own Nodes and Leases.
     for driver in ("pod", "kubevirt"):
         assert not {
@@ -312,6 +330,24 @@ def test_deployment_one_replica_recreate_probes_and_args(driver):
     assert image.startswith("kubenova-launcher:" if driver == "qemu" else "kubenova:"), image
     if driver == "pod":
         assert "--pod-image=kubenova-launcher:0.1.0" in args
+        assert "--pod-disk=pvc" in args, "the disks outlive the pods by default"
+        assert config.pod_disk == "pvc" and config.pod_storage_class is None
+    else:
+        assert not [a for a in args if a.startswith("--pod-")]
+
+
+@pytest.mark.parametrize(
+    ("values", "disk", "storage_class"),
+    [
+        ({}, "pvc", None),
+        ({"pod.disk": "emptyDir"}, "emptyDir", None),
+        ({"pod.storageClass": "fast"}, "pvc", "fast"),
+        ({"pod.storageClass": "-"}, "pvc", ""),  # none: pre-provisioned volumes without a class
+    ],
+)
+def test_pod_disk_values_become_the_operators_flags(values, disk, storage_class):
+    config = operator_config(operator_container(render({"driver": "pod", **values}))["args"])
+    assert (config.pod_disk, config.pod_storage_class) == (disk, storage_class)
 
 
 def test_deployment_pod_security():

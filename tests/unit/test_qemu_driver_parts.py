@@ -1,4 +1,5 @@
-"""The qemu driver's pieces that need no VM: boot line, seed, disk sizes, probe override, state."""
+"""The qemu driver's pieces that need no VM: boot line, seed, disk sizes, probe override, state,
+an instance's files built once and started again."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ import yaml
 
 from kubenova.metadata.nocloud import build_seed, seed_files
 from kubenova.models.v1alpha1.states import PowerState
-from kubenova.virt.driver import GuestMetadata, InstanceNotFound
+from kubenova.tools import find_tool
+from kubenova.virt.driver import DriverError, GuestMetadata, InstanceNotFound, SpawnRequest
 from kubenova.virt.qemu import accel
 from kubenova.virt.qemu.driver import BOOT_ANNOUNCEMENT, QemuProcessDriver, parse_boot_line
 from kubenova.virt.qemu.overlay import overlay_argv, virtual_size
+from kubenova.virt.qemu.paths import InstancePaths
+from kubenova.virt.qemu.prepare import (
+    is_prepared,
+    prepare_instance,
+    restart_instance,
+    saved_argv,
+)
+from kubenova.virt.qemu.process import argument_after
 
 UID = "0b6f3c52-6c1e-4a8e-9d4c-3f1f7f0d2a11"
 
@@ -95,6 +105,50 @@ def test_accelerator_override_must_be_known(monkeypatch):
     monkeypatch.setenv("KUBENOVA_ACCEL", "hvf")
     with pytest.raises(ValueError, match="KUBENOVA_ACCEL"):
         accel.probe_accelerator("qemu")
+
+
+def test_a_prepared_instance_starts_again_on_its_own_disk(tmp_path, monkeypatch):
+    """What the launcher does in a pod re-created on a kept claim: the overlay (the guest's
+    data) and the seed stay, the argv is built again for what the new pod has (here /dev/kvm)."""
+    monkeypatch.setenv("KUBENOVA_ACCEL", "tcg")
+    base = tmp_path / "base.raw"
+    base.write_bytes(bytes(1 << 20))
+    paths = InstancePaths(tmp_path / "vm")
+    request = SpawnRequest(
+        instance_id=UID,
+        name="demo/web-1",
+        vcpus=1,
+        ram_mib=256,
+        disk_gib=1,
+        image_path=base,
+        image_format="raw",
+        metadata=GuestMetadata(UID, "web-1"),
+    )
+    assert not is_prepared(paths)
+    with pytest.raises(DriverError, match="no prepared instance"):
+        asyncio.run(restart_instance(request, paths, "qemu-system-x86_64", daemonize=False))
+    qemu_img = find_tool("qemu-img")
+    first = asyncio.run(
+        prepare_instance(request, paths, base, "qemu-system-x86_64", qemu_img, daemonize=False)
+    )
+    assert is_prepared(paths) and saved_argv(paths) == first
+    assert argument_after(first, "-accel") == "tcg"
+    disk, seed = paths.disk.stat(), paths.seed.stat()
+    with paths.disk.open("ab") as overlay:  # stands in for what the guest wrote
+        overlay.write(b"guest data")
+    written = paths.disk.read_bytes()
+
+    monkeypatch.setenv("KUBENOVA_ACCEL", "kvm")
+    again = asyncio.run(restart_instance(request, paths, "qemu-system-x86_64", daemonize=False))
+    assert argument_after(again, "-accel") == "kvm" and saved_argv(paths) == again
+    assert paths.disk.stat().st_ino == disk.st_ino and paths.disk.read_bytes() == written
+    assert paths.seed.stat().st_mtime_ns == seed.st_mtime_ns, "the seed is not rebuilt"
+
+    paths.launch.write_text("not json")
+    with pytest.raises(DriverError, match="cannot be started"):
+        saved_argv(paths)
+    paths.launch.unlink()
+    assert not is_prepared(paths), "a build that never finished is no VM to start"
 
 
 def test_state_without_processes(tmp_path):

@@ -131,6 +131,12 @@ namespace (vmNamespace "*"), else one namespace (vmNamespace "", the default: th
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
+{{- if eq .Values.pod.disk "pvc" }}
+# disk pvc: each VM's disk is a PersistentVolumeClaim that outlives its pod (stop, start, reboot).
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, create, delete]
+{{- end }}
 {{- else if eq .Values.driver "kubevirt" }}
 # driver kubevirt: each VM is a VirtualMachineInstance pinned to its host; the virt-launcher
 # pod's log is the serial console.

@@ -65,6 +65,8 @@ def cluster_driver_for(config: OperatorConfig, api: Any) -> DriverFactory | None
         pod = PodOptions(
             image=config.pod_image,
             namespace=config.vm_namespace,
+            disk=config.pod_disk,
+            storage_class_name=config.pod_storage_class,
             cpu_allocation_ratio=config.scheduler.cpu_allocation_ratio,
             ram_allocation_ratio=config.scheduler.ram_allocation_ratio,
         )

@@ -168,6 +168,17 @@ def rules(config: Any) -> list[Rule]:
                 namespace=vm_namespace,
             ),
         ]
+        if getattr(config, "pod_disk", "pvc") == "pvc":
+            found.append(
+                Rule(
+                    "",
+                    ("persistentvolumeclaims",),
+                    ("get", "list", "create", "delete"),
+                    "the pod driver keeps each VM's disk in a PersistentVolumeClaim, so it "
+                    "outlives the pod (stop, start, reboot)",
+                    namespace=vm_namespace,
+                )
+            )
     if driver == "kubevirt":
         found += [
             Rule(

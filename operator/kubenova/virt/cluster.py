@@ -307,7 +307,7 @@ class ObjectDriver(ComputeDriver):
             if err.status != 409:
                 raise
         obj = await self.read(namespace, name)
-        if _instance_of(obj) != request.instance_id:
+        if instance_of(obj) != request.instance_id:
             raise SpawnFailed(f"{what} exists and belongs to another instance")
         if obj["metadata"].get("deletionTimestamp"):
             log.info("%s is still being deleted; recreating it once it is gone", what)
@@ -337,7 +337,7 @@ class ObjectDriver(ComputeDriver):
             view = self.view(obj)
             if view.booted or (not booted and view.power_state == PowerState.RUNNING):
                 log.info("%s: %s on %s", what, goal, self.host)
-                return self._info(_instance_of(obj), obj)
+                return self._info(instance_of(obj), obj)
             if view.finished:
                 raise SpawnFailed(f"{what} on {self.host}: {view.reason}")
             if loop.time() >= deadline:
@@ -356,16 +356,24 @@ class ObjectDriver(ComputeDriver):
             raise InstanceNotFound(f"no {self.kind} of instance {instance_id} on {self.host}")
         return objects[0]
 
-    async def _delete(self, namespace: str, name: str, instance_id: str | None = None) -> None:
-        """Delete the object (only if it is `instance_id`'s, when given) and wait until it is
-        gone, up to its grace period + DELETE_SLACK; then force_delete()."""
+    async def _delete(
+        self,
+        namespace: str,
+        name: str,
+        instance_id: str | None = None,
+        grace: int | None = None,
+    ) -> None:
+        """Delete the object (only if it is `instance_id`'s, when given) with `grace` seconds
+        (default delete_grace) and wait until it is gone, up to grace + DELETE_SLACK; then
+        force_delete()."""
+        grace = self.delete_grace if grace is None else grace
         try:
             if (
                 instance_id is not None
-                and _instance_of(await self.read(namespace, name)) != instance_id
+                and instance_of(await self.read(namespace, name)) != instance_id
             ):
                 return
-            await self.delete(namespace, name, self.delete_grace)
+            await self.delete(namespace, name, grace)
         except ApiException as err:
             if err.status == 404:
                 return
@@ -374,9 +382,10 @@ class ObjectDriver(ComputeDriver):
         async def read() -> Any:
             return await self.read(namespace, name)
 
-        if not await wait_gone(read, self.delete_grace + DELETE_SLACK):
+        if not await wait_gone(read, grace + DELETE_SLACK):
             await self.force_delete(namespace, name)
 
 
-def _instance_of(obj: dict[str, Any]) -> str | None:
+def instance_of(obj: dict[str, Any]) -> str | None:
+    """The instance uid an object of a cluster driver is labelled with."""
     return (obj["metadata"].get("labels") or {}).get(INSTANCE_UID_LABEL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import re
 import shutil
@@ -50,7 +49,7 @@ from kubenova.virt.qemu.console import (
 )
 from kubenova.virt.qemu.guest_signals import compile_regex, first_sign
 from kubenova.virt.qemu.paths import InstancePaths
-from kubenova.virt.qemu.prepare import prepare_instance
+from kubenova.virt.qemu.prepare import prepare_instance, saved_argv
 from kubenova.virt.qemu.tool import run_tool
 
 __all__ = ["BOOT_ANNOUNCEMENT", "BOOT_MARKER", "QemuProcessDriver", "parse_boot_line"]
@@ -365,10 +364,7 @@ class QemuProcessDriver(ComputeDriver):
         pid = process.pid_from_file(paths.pidfile, instance_id)
         if pid is not None:
             return await self._with_vifs(paths, self._info(instance_id, paths, pid, None))
-        try:
-            argv = json.loads(paths.launch.read_text())
-        except (OSError, ValueError) as err:
-            raise DriverError(f"{instance_id} cannot be started: {err}") from err
+        argv = saved_argv(paths)  # the VM spawn built: its overlay is the guest's data
         previous = BootRecord.load(paths.root)
         await self._record_boot(paths, previous.booted_regex if previous else None)
         try:

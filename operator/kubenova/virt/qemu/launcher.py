@@ -5,10 +5,17 @@ the guest's boot announcement) with qemu kept in the foreground as its child ins
 daemonized:
 
 1. fetch the image from the spec's source into `<workdir>/_base` and verify its sha256
-   (kubenova.image.cache, as on an embedded host);
-2. build the overlay, the seed and the argv in `<workdir>/instance` (prepare.prepare_instance);
-3. run qemu, copy its serial console to stdout (so `kubectl logs` is the console) and, once the
-   guest announces its boot, write the ready file (the pod's readinessProbe checks it);
+   (kubenova.image.cache, as on an embedded host); an image already verified there is reused;
+2. build the overlay, the seed and the argv in `<workdir>/instance` (prepare.prepare_instance).
+   When the workdir outlives the pod (the pod driver's PersistentVolumeClaim) and already holds
+   this instance's finished build, the pod is a start after a stop or a reboot: the overlay (the
+   guest's data), the seed and the console log are kept and only the argv is built again, with
+   the accelerator probed again (prepare.restart_instance, as the process driver's power_on
+   starts the same files again). A build that never finished is wiped and done afresh;
+3. run qemu, copy its serial console to stdout from where this boot begins (so `kubectl logs`
+   of the pod is this boot's console; the log on the volume keeps every boot) and, once the
+   guest announces this boot, write the ready file (the pod's readinessProbe checks it; it
+   belongs in a per-pod directory, not on the kept volume);
 4. on SIGTERM (the pod is deleted) ask the guest to power off through ACPI, give it
    `shutdown_grace` seconds, then stop qemu; nothing is left running.
 
@@ -44,7 +51,8 @@ from kubenova.virt.qemu import qmp
 from kubenova.virt.qemu.command import QMP_SOCKET
 from kubenova.virt.qemu.console import console_note, log_size, watch_for_boot
 from kubenova.virt.qemu.paths import InstancePaths
-from kubenova.virt.qemu.prepare import prepare_instance
+from kubenova.virt.qemu.prepare import is_prepared, prepare_instance, restart_instance, saved_argv
+from kubenova.virt.qemu.process import argument_after
 
 log = logging.getLogger("kubenova.launch")
 
@@ -164,6 +172,9 @@ class Launcher:
         self.shutdown_grace = shutdown_grace
         self._console_out = sys.stdout.fileno() if console_out is None else console_out
         self._console_offset = 0
+        """How much of the console log went to the console output so far."""
+        self._boot_offset = 0
+        """Where this boot's console output begins in the log."""
         self._console_lock = threading.Lock()
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -174,6 +185,8 @@ class Launcher:
         except (DriverError, ImageError, SeedError, ToolNotFound, OSError, ValueError) as err:
             log.error("cannot build the VM of %s: %s", self.spec.name, err)
             return EXIT_FAILED
+        # This boot's console starts where the log ends now (a kept log holds earlier boots).
+        self._boot_offset = self._console_offset = log_size(self.paths.console)
         log.info("starting qemu for %s: %s", self.spec.name, " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -201,25 +214,51 @@ class Launcher:
             self._copy_console()  # what the guest wrote last
 
     async def _build(self) -> list[str]:
-        if self.paths.root.exists():  # a previous run in the same volume: start afresh
-            await asyncio.to_thread(shutil.rmtree, self.paths.root)
         cache = ImageCache(self.workdir / "_base")
         cache.base_dir.mkdir(parents=True, exist_ok=True)
         image = await cache.fetch(self.spec.source_for_cache, self.spec.sha256)
         log.info("image %s verified (sha256 %s)", self.spec.image_source, self.spec.sha256)
+        request = self.spec.to_request(image)
+        qemu_binary = find_tool(self._qemu_binary)
+        if await asyncio.to_thread(self._restartable):
+            log.info(
+                "starting %s again from its kept disk %s (a start after a stop, or a reboot)",
+                self.spec.name,
+                self.paths.disk,
+            )
+            return await restart_instance(request, self.paths, qemu_binary, daemonize=False)
+        if self.paths.root.exists():  # a build that never finished: start afresh
+            log.info("removing the unfinished build in %s", self.paths.root)
+            await asyncio.to_thread(shutil.rmtree, self.paths.root)
         return await prepare_instance(
-            self.spec.to_request(image),
-            self.paths,
-            image,
-            find_tool(self._qemu_binary),
-            find_tool(self._qemu_img),
-            daemonize=False,
+            request, self.paths, image, qemu_binary, find_tool(self._qemu_img), daemonize=False
         )
+
+    def _restartable(self) -> bool:
+        """Whether the workdir holds this instance's finished build (a volume that outlived the
+        pod): its disk is kept. Another instance's files are never booted."""
+        if not is_prepared(self.paths):
+            return False
+        try:
+            owner = argument_after(saved_argv(self.paths), "-uuid")
+        except DriverError as err:
+            log.warning("%s; building afresh", err)
+            return False
+        if owner != self.spec.instance_id:
+            log.warning(
+                "%s holds instance %s, not %s", self.paths.root, owner, self.spec.instance_id
+            )
+            return False
+        return True
 
     async def _supervise(self, proc: asyncio.subprocess.Process, stopping: asyncio.Task) -> int:
         watching = asyncio.create_task(
             watch_for_boot(
-                self.paths.console, 0, lambda: proc.returncode is None, None, POLL_INTERVAL
+                self.paths.console,
+                self._boot_offset,  # this boot's announcement, not an earlier boot's
+                lambda: proc.returncode is None,
+                None,
+                POLL_INTERVAL,
             ),
             name="boot",
         )
