@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the opt-in local cluster (hack/cluster-up.sh) runs, built and cached like hack/build-k8s.sh:
 # kubelet, kube-controller-manager and kube-proxy from the same k8s.io/kubernetes wrapper module
-# (hack/gomod/k8s, its own cache folder so make setup's kube-apiserver cache stays valid), coredns
-# and crictl by `go install`, the sandbox ("pause") and CoreDNS images as OCI archives made here
+# (hack/gomod/k8s, its own cache folder so make setup's kube-apiserver cache stays valid), coredns,
+# crictl, local-path-provisioner and Prometheus (with Kubernetes discovery) by `go install`, the sandbox ("pause") and CoreDNS images as OCI archives made here
 # from those binaries, and Debian's containerd, runc and CNI plugins. Not part of make setup.
 source "$(dirname "$0")/lib.sh"
 
@@ -45,6 +45,17 @@ go_install() {
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
+prom="$CACHE_DIR/prometheus-$PROMETHEUS_K8S_VERSION"
+if [[ ! -x "$prom/prometheus" ]]; then
+  log "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_K8S_MODULE_VERSION (~6 min)"
+  rm -rf "$prom.tmp"
+  v=github.com/prometheus/common/version
+  GOBIN="$prom.tmp" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X $v.Version=$PROMETHEUS_K8S_VERSION -X $v.Branch=HEAD" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_K8S_MODULE_VERSION"
+  rm -rf "$prom" && mv "$prom.tmp" "$prom"
+fi
+link_tool prometheus-k8s-sd "$prom/prometheus"
 
 # The images, keyed by the content of what goes in (and of the scripts that make them).
 images_hash=$({

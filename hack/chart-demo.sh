@@ -2,8 +2,9 @@
 # hack/chart-demo.sh: the chart on a running cluster, end to end (shared by hack/kind-up.sh and
 # hack/cluster-demo.sh, so both paths run the same steps):
 #
-#   1. the operator's namespace (PodSecurity: enforce baseline, warn restricted) and the test
-#      guest served inside the cluster (http://kubenova-guest.<namespace>.svc:8080);
+#   1. the operator's namespace, where the QEMU pods run too (PodSecurity "restricted" enforced:
+#      the operator, the launcher and the guest server all meet it), and the test guest served
+#      inside the cluster (http://kubenova-guest.<namespace>.svc:8080);
 #   2. the compute host labelled (compute.kubenova.io/host=true) for the pod and kubevirt drivers;
 #   3. `helm upgrade --install` of charts/kubenova with the images already in the cluster;
 #   4. examples/flavor.yaml, image.yaml (pointed at the served guest) and instance.yaml applied;
@@ -47,10 +48,11 @@ case "$DRIVER" in pod | qemu | kubevirt) ;; *) die "KUBENOVA_DRIVER must be pod,
 [[ "$DRIVER" == qemu || -n "$NODE" ]] || die "KUBENOVA_COMPUTE_NODE names the compute host Node"
 
 # -- 1. namespace and the guest server -----------------------------------------------------------
-# The operator's pod meets PodSecurity "restricted" and the QEMU pods "baseline" at least.
+# The operator's pod, the QEMU launcher pods and the guest server meet PodSecurity "restricted":
+# non-root, no capabilities, no privilege escalation, RuntimeDefault seccomp, no hostPath.
 k create namespace "$NAMESPACE" --dry-run=client -o yaml | k apply -f - >/dev/null
 k label namespace "$NAMESPACE" --overwrite \
-  pod-security.kubernetes.io/enforce=baseline pod-security.kubernetes.io/warn=restricted >/dev/null
+  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
 say "serving the test guest in $NAMESPACE (kubenova-guest:$TAG)"
 k -n "$NAMESPACE" apply -f - <<EOF >/dev/null
 apiVersion: apps/v1

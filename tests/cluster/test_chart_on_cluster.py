@@ -107,8 +107,9 @@ def test_console_through_the_api(chart: Cluster, demo: dict):
 
 
 def test_prometheus_scrapes_the_operator_service(chart: Cluster, demo: dict, tmp_path: Path):
-    """Debian's Prometheus on the host, discovering the metrics Service's endpoints through the
-    apiserver (kubernetes_sd_configs, role endpoints), as an in-cluster one would."""
+    """Prometheus on the host, discovering the metrics Service's endpoints through the apiserver
+    (kubernetes_sd_configs, role endpoints, the port named metrics), as a ServiceMonitor does;
+    upstream's build (hack/build-cluster.sh): Debian's has no Kubernetes discovery."""
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -121,11 +122,13 @@ def test_prometheus_scrapes_the_operator_service(chart: Cluster, demo: dict, tmp
         "    relabel_configs:\n"
         "      - {source_labels: [__meta_kubernetes_service_name], regex: "
         f"'{RELEASE}-metrics', action: keep}}\n"
+        "      - {source_labels: [__meta_kubernetes_endpoint_port_name], regex: metrics,"
+        " action: keep}\n"
     )
     prometheus = ManagedProcess(
         "prometheus",
         [
-            find_tool("prometheus"),
+            find_tool("prometheus-k8s-sd"),
             f"--config.file={config}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
@@ -221,7 +224,12 @@ def test_helm_uninstall_removes_everything(chart: Cluster, demo: dict):
     uid = demo["metadata"]["uid"]
     chart.kubectl("-n", TENANT, "delete", "instance", "demo", "--wait=true", timeout=300)
     assert vm_pods(chart, uid) == []
-    assert chart.get("pvc", "-A", "-l", f"{INSTANCE_UID_LABEL}={uid}")["items"] == []
+    # the disk's claim goes once no pod uses it (pvc-protection), its folder with it
+    wait_for(
+        lambda: not chart.get("pvc", "-A", "-l", f"{INSTANCE_UID_LABEL}={uid}")["items"],
+        120,
+        "the instance's claim to be deleted",
+    )
     chart.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     for kind in CLUSTER_SCOPED_LEFTOVERS:
         names = [o["metadata"]["name"] for o in chart.get(kind)["items"]]

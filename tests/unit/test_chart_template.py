@@ -249,15 +249,15 @@ def test_rbac_per_driver():
     def groups(perms):
         return {p.group for p in perms}
 
-    # coordination.k8s.io for every driver: hosts' heartbeats (Leases) are listed (host failure)
-    assert groups(by_driver["pod"]) == {"", OPERATOR_GROUP, "coordination.k8s.io"}
-    assert groups(by_driver["kubevirt"]) == {
-        "",
-        OPERATOR_GROUP,
-        "kubevirt.io",
-        "coordination.k8s.io",
-    }
-    assert groups(by_driver["qemu"]) == {"", OPERATOR_GROUP, "coordination.k8s.io"}
+    # coordination.k8s.io for every driver: hosts' heartbeats (Leases) are listed (host failure);
+    # the console (on by default) checks its callers with TokenReviews and SubjectAccessReviews
+    base = {"", OPERATOR_GROUP, "coordination.k8s.io"}
+    console = {"authentication.k8s.io", "authorization.k8s.io"}
+    assert groups(by_driver["pod"]) == base | console
+    assert groups(by_driver["kubevirt"]) == base | console | {"kubevirt.io"}
+    assert groups(by_driver["qemu"]) == base | console
+    no_console = granted(render({"driver": "pod", "console.enabled": False}))
+    assert groups(no_console) == base
     assert groups(admission - by_driver["pod"]) == {"admissionregistration.k8s.io"}
 
     # The pod driver creates pods only in the VM namespace (the release's by default).
