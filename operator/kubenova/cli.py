@@ -69,7 +69,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_operator(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from kubenova.config import OperatorConfig
+    from kubenova.config import LeaderElection, OperatorConfig
     from kubenova.image.policy import load_policy
     from kubenova.operator_main import run
     from kubenova.scheduler.config import SchedulerConfig
@@ -102,6 +102,15 @@ def cmd_operator(args: argparse.Namespace) -> int:
             webhook_host=args.webhook_host,
             webhook_cert_dir=args.webhook_cert_dir,
             webhook_client_ca=args.webhook_client_ca,
+            webhook_ca_secret=args.webhook_ca_secret,
+            leader_election=LeaderElection(
+                enabled=args.leader_elect,
+                lease_name=args.leader_elect_resource_name,
+                namespace=args.leader_elect_resource_namespace,
+                lease_duration=args.leader_elect_lease_duration,
+                renew_deadline=args.leader_elect_renew_deadline,
+                retry_period=args.leader_elect_retry_period,
+            ),
             shutdown_timeout=args.shutdown_timeout,
             sync_power_state_interval=args.sync_power_state_interval,
             console_listen=None if args.console_listen in ("", "off") else args.console_listen,
@@ -234,6 +243,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="answer only callers with a client certificate of this CA (the apiserver's, "
         "from its AdmissionConfiguration); default: any caller",
+    )
+    op.add_argument(
+        "--webhook-ca-secret",
+        metavar="NAME",
+        help="share the webhook's CA with the other replicas through this Secret (in the "
+        "Lease's namespace; filled when empty or absent)",
+    )
+    # -- leader election (several replicas, one active; kube-controller-manager's flags) ----
+    op.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run the controllers only while holding a Lease; standing by, serve the webhook",
+    )
+    op.add_argument("--leader-elect-resource-name", default="kubenova", help="the Lease's name")
+    op.add_argument(
+        "--leader-elect-resource-namespace",
+        help="the Lease's namespace (default: $POD_NAMESPACE, else the service account's)",
+    )
+    op.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a standby waits for an unrenewed Lease before taking it",
+    )
+    op.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=10.0,
+        help="seconds the leader tries to renew before it gives up (and exits)",
+    )
+    op.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=2.0,
+        help="seconds between tries to acquire or renew the Lease",
     )
     op.add_argument(
         "--shutdown-timeout",

@@ -14,6 +14,34 @@ CLUSTER_DRIVERS = ("pod", "kubevirt")
 """Drivers whose VMs are Kubernetes objects on any compute Node."""
 
 
+class LeaderElection(BaseModel):
+    """One active replica among several (operator_main.py, leader.py): the holder of a
+    coordination.k8s.io/v1 Lease runs the controllers; the others serve the admission webhook
+    only. Durations as client-go's (and kube-controller-manager's --leader-elect-* flags)."""
+
+    enabled: bool = False
+    lease_name: str = Field(
+        default="kubenova", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    )
+    namespace: str | None = None
+    """Where the Lease lives; default the pod's namespace ($POD_NAMESPACE, else the service
+    account's namespace file, else `default`)."""
+    lease_duration: float = Field(default=15.0, gt=0)
+    """Seconds a candidate waits, from when it last saw the Lease change, before it takes the
+    Lease of a holder that stopped renewing."""
+    renew_deadline: float = Field(default=10.0, gt=0)
+    """Seconds the leader keeps trying to renew before it gives up (the process exits)."""
+    retry_period: float = Field(default=2.0, gt=0)
+    """Seconds between tries (candidates, with jitter) and between renewals (the leader)."""
+
+    @model_validator(mode="after")
+    def _client_go_order(self) -> LeaderElection:
+        from kubenova.leader import Timing
+
+        Timing(self.lease_duration, self.renew_deadline, self.retry_period)  # ValueError
+        return self
+
+
 class OperatorConfig(BaseModel):
     state_dir: Path = Path(".kubenova/state")
     """Image cache and per-host instance directories."""
@@ -62,6 +90,14 @@ class OperatorConfig(BaseModel):
     AdmissionConfiguration kubeConfigFile): with it, a caller without such a certificate is
     refused at the TLS handshake (the webhook's answers say what exists in any namespace).
     None: any caller that reaches the port is answered."""
+    webhook_ca_secret: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    )
+    """A Secret (in the Lease's namespace) holding the webhook's CA (`ca.crt`, `ca.key`), so
+    that every replica's serving certificate has the one CA the webhook configuration names;
+    filled from this replica's CA when empty or absent (webhook_ca.py). None: the CA in
+    webhook_cert_dir alone (one replica)."""
+    leader_election: LeaderElection = Field(default_factory=LeaderElection)
     # -- instance actions and the console (conductor/actions.py, console/server.py) ---------
     shutdown_timeout: float = Field(default=60.0, ge=0)
     """Seconds a stop gives the guest to power off through ACPI before forcing it (Nova's

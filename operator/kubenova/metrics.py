@@ -68,9 +68,17 @@ class VmStateCollector(Collector):
         yield gauge
 
 
+_SERVING: set[tuple[str, int]] = set()
+
+
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Start the metrics endpoint (a daemon thread; scrapes do not touch the event loop)."""
+    """Start the metrics endpoint (a daemon thread; scrapes do not touch the event loop).
+    Once per address: with leader election the endpoint is up while the replica stands by,
+    and the operator's start-up asks for it again when it becomes leader."""
+    if (host, port) in _SERVING:
+        return
     start_http_server(port, addr=host, registry=REGISTRY)
+    _SERVING.add((host, port))
 
 
 SCHEDULER_DECISION = Histogram(
@@ -113,4 +121,11 @@ IMAGE_CACHE_REMOVED = Counter(
 )
 IMAGE_CACHE_REMOVED_BYTES = Counter(
     "kubenova_image_cache_removed_bytes_total", "Bytes of the cached base images the audit removed."
+)
+
+# -- leader election (leader.py) --------------------------------------------------------------
+LEADER = Gauge(
+    "kubenova_leader",
+    "1 while this replica holds the operator's leader Lease and runs its controllers, 0 while "
+    "it stands by (serving the admission webhook only); 1 without leader election.",
 )
