@@ -48,12 +48,21 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from prometheus_client.parser import text_string_to_metric_families
 from sight import Stamps, Watcher
 
 from kubenova import GROUP, VERSION
 from kubenova.compute.registration import HOST_LABEL
 from kubenova.devcluster import DevCluster
+from kubenova.devcluster.api_requests import (
+    READS,
+    WRITES,
+    Request,
+    Requests,
+    api_requests,
+    kubenova_objects,
+    per_object,
+    since,
+)
 from kubenova.devcluster.cluster import LOOPBACK, free_port
 from kubenova.devcluster.kwok import ANNOTATION, Kwok
 from kubenova.devcluster.operator_process import OperatorProcess
@@ -72,8 +81,6 @@ IMAGE = "bench-tiny"
 REQUEST = Resources(vcpus=1, ram_mib=512, disk_gib=1)
 NODE = {"cpu": 8, "memory_gib": 32, "disk_gib": 200, "pods": 110}
 UNTHROTTLED_QPS = 5000  # scheduler_perf's client qps and burst
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
-READS = frozenset({"GET", "LIST"})  # WATCH is one long request, not a per-object cost
 
 
 @dataclass
@@ -93,13 +100,13 @@ class Side:
     helper_rss_mib: float = 0.0
     helper_cpu_seconds: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """The apiserver's requests during the run by (verb, resource[/subresource]), the
-    benchmark's own create calls taken out."""
+    requests: Requests = field(default_factory=Counter)
+    """The apiserver's requests during the run by (verb, group, resource[/subresource]), the
+    benchmark's own create calls taken out (kubenova: only its kinds' and Events, as
+    tests/integration/test_write_budget.py counts them)."""
 
     def per_object(self, verbs: frozenset[str]) -> float:
-        total = sum(n for (verb, _), n in self.requests.items() if verb in verbs)
-        return round(total / len(self.created), 2) if self.created else 0.0
+        return per_object(self.requests, verbs, len(self.created))
 
     def latencies(self, seen: dict[str, float]) -> list[float]:
         return sorted(seen[n] - self.created[n] for n in seen if n in self.created)
@@ -153,9 +160,7 @@ class Side:
             "kubelet_stand_in_cpu_seconds": round(self.helper_cpu_seconds, 2),
             "api_writes_per_object": self.per_object(WRITES),
             "api_reads_per_object": self.per_object(READS),
-            "api_requests": {
-                f"{verb} {resource}": n for (verb, resource), n in self.requests.most_common()
-            },
+            "api_requests": {str(request): n for request, n in self.requests.most_common()},
             "failures": dict(Counter(self.stamps.failed.values()).most_common(3)),
             "checks": self.checks,
         }
@@ -259,23 +264,6 @@ def usage(pid: int | None) -> tuple[float, float]:
     return hwm_kib / 1024, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def api_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
-    """apiserver_request_total from the apiserver's /metrics, by (verb, resource[/sub])."""
-    response = api.call_api("GET", api.configuration.host + "/metrics")
-    response.read()
-    counts: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(response.data.decode()):
-        for sample in family.samples:
-            if sample.name != "apiserver_request_total":
-                continue
-            labels = sample.labels
-            resource = labels.get("resource") or labels.get("subresource") or "?"
-            if labels.get("resource") and labels.get("subresource"):
-                resource += "/" + labels["subresource"]
-            counts[labels.get("verb", "?"), resource] += int(sample.value)
-    return counts
-
-
 def wait_settled(
     watcher: Watcher, side: Side, expected: int, procs: list[ManagedProcess], timeout: float
 ) -> None:
@@ -334,8 +322,11 @@ def run_side(
             watcher.start()
             create_everything()
         wait_settled(watcher, side, len(names), [scheduler, *helpers], args.timeout)
-        side.requests = api_requests(api) - before
-        side.requests["POST", kind] -= len(side.created)  # the benchmark's own creates
+        ours = kind == "instances"  # kubenova's side: its kinds and Events (api_requests.py)
+        after = api_requests(api)
+        side.requests = since(after, before, kubenova_objects) if ours else since(after, before)
+        own_creates = Request("POST", GROUP if ours else "", kind)
+        side.requests[own_creates] -= len(side.created)  # the benchmark's own creates
         side.peak_rss_mib, side.cpu_seconds = usage(scheduler.pid)
         for helper in helpers:
             rss, cpu = usage(helper.pid)
