@@ -1,14 +1,22 @@
 """Claims on ResourceProvider objects, race-free through resourceVersion preconditions.
 
-A claim re-reads the provider, checks that the request still fits under the host's capacity
-with everything already allocated, and writes the new allocation with the resourceVersion it
-read. If another decision wrote in between, the apiserver answers 409 and the claim is
-re-evaluated on fresh data, exactly as placement retries on a generation conflict.
+A claim checks that the request still fits under the host's capacity with everything already
+allocated, and writes the new allocation with the resourceVersion of the copy it checked. If
+another writer wrote in between, the apiserver answers 409 and the claim is re-evaluated on
+fresh data, exactly as placement retries on a generation conflict.
+
+No GET before a write (issue 13): the copy checked is the apiserver's answer to this process's
+last write on the provider (one read the first time, and after a conflict). This process's
+claims on one provider are made one at a time, so they never conflict with each other; a
+claim that does not fit on the kept copy is checked again on a fresh read before it is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from typing import Any
 
 from kubenova.kube.client import ApiException, Objects
 from kubenova.kube.retry import conflict_backoff as _backoff
@@ -28,6 +36,9 @@ class Placement:
         self.retries = retries
         self.own_claims: dict[str, dict[str, Resources]] = {}
         """node -> consumer uid -> resources: claims made here, known before any watch event."""
+        self._last: dict[str, dict[str, Any]] = {}
+        """node -> the provider as the apiserver answered this process's last write on it"""
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def confirm(self, node: str, allocations: dict) -> None:
         """The watch brought `node`'s allocations: claims made here that it shows are known
@@ -67,38 +78,50 @@ class Placement:
     async def _claim(
         self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources
     ) -> bool:
-        for attempt in range(self.retries):
-            provider = await self._get(node)
-            allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
-            if consumer_uid in allocations:
-                return True
-            used = Resources()
-            for alloc in allocations.values():
-                used = used + Resources.of_allocation(alloc)
-            if not request.fits_in(capacity - used):
-                return False
-            allocations[consumer_uid] = request.as_allocation(consumer)
-            try:
-                if provider is None:
-                    await self.objects.create(
-                        PLURAL,
-                        {
-                            "apiVersion": "compute.kubenova.io/v1alpha1",
-                            "kind": "ResourceProvider",
-                            "metadata": {"name": node},
-                            "spec": {"node": node, "allocations": allocations},
-                        },
-                    )
-                else:
-                    provider["spec"]["allocations"] = allocations
-                    await self.objects.replace(PLURAL, provider)
-                return True
-            except ApiException as err:
-                if err.status != 409:  # 409: created or updated by someone else meanwhile
-                    raise
+        async with self._locks[node]:
+            provider, fresh = self._last.get(node), False
+            if provider is None:
+                provider, fresh = await self._get(node), True
+            for attempt in range(self.retries):
+                allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
+                if consumer_uid in allocations:
+                    return True
+                used = Resources()
+                for alloc in allocations.values():
+                    used = used + Resources.of_allocation(alloc)
+                if not request.fits_in(capacity - used):
+                    if fresh:
+                        return False
+                    provider, fresh = await self._get(node), True  # the kept copy may be behind
+                    continue
+                allocations[consumer_uid] = request.as_allocation(consumer)
+                try:
+                    self._last[node] = await self._write(node, provider, allocations)
+                    return True
+                except ApiException as err:
+                    self._last.pop(node, None)
+                    # 409: created or updated by someone else meanwhile; 404: deleted since
+                    if err.status not in (404, 409):
+                        raise
                 log.debug("claim on %s for %s conflicted; retrying", node, consumer)
                 await _backoff(attempt)
+                provider, fresh = await self._get(node), True
         raise ClaimConflict(f"could not claim on {node}: too many concurrent updates")
+
+    async def _write(
+        self, node: str, provider: dict[str, Any] | None, allocations: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the provider, or replace it with the resourceVersion it was read at."""
+        if provider is None:
+            body = {
+                "apiVersion": "compute.kubenova.io/v1alpha1",
+                "kind": "ResourceProvider",
+                "metadata": {"name": node},
+                "spec": {"node": node, "allocations": allocations},
+            }
+            return await self.objects.create(PLURAL, body)
+        updated = {**provider, "spec": {**provider.get("spec", {}), "allocations": allocations}}
+        return await self.objects.replace(PLURAL, updated)
 
     async def release(self, node: str, consumer_uid: str) -> bool:
         """Drop the consumer's allocation on `node`; True if there was one.
@@ -114,8 +137,9 @@ class Placement:
             return False
         patch = {"spec": {"allocations": {consumer_uid: None}}}
         try:
-            await self.objects.patch(PLURAL, node, None, patch)
+            self._last[node] = await self.objects.patch(PLURAL, node, None, patch)
         except ApiException as err:
+            self._last.pop(node, None)
             if err.status != 404:
                 raise
             return False
