@@ -105,10 +105,10 @@ def test_instance_boots_to_active(operator, boot, kubectl, api):
         )
         return {e.reason for e in events.items}
 
-    # No ports, no volumes: those steps write status only; the acceptance too.
-    expected = {"Scheduled", "Active", "GuestBooted"}
+    # No ports, no volumes: those steps write status only; the acceptance and the claim too.
+    expected = {"Active", "GuestBooted"}
     wait_for(lambda: expected <= reasons(), 10, "an event for each step that did something")
-    assert not {"Scheduling", "Networked", "BlockDevicesMapped"} & reasons()
+    assert not {"Scheduled", "Scheduling", "Networked", "BlockDevicesMapped"} & reasons()
 
     boot.delete("web-1")
     boot.wait_gone("web-1")

@@ -20,20 +20,20 @@ SOURCES = Path(events.__file__).resolve().parents[1]
 
 def test_warnings_are_failures_and_the_build_steps_are_normal():
     assert Reason.BUILD_FAILED.type == Reason.HOST_DOWN.type == "Warning"
-    for reason in (Reason.SCHEDULED, Reason.NETWORKED, Reason.ACTIVE, Reason.IMAGE_ACTIVE,
+    for reason in (Reason.NETWORKED, Reason.ACTIVE, Reason.IMAGE_ACTIVE,
                    Reason.DELETING, Reason.VOLUME_AVAILABLE, Reason.VOLUME_EXTENDED):  # fmt: skip
         assert reason.type == "Normal", reason
 
 
 def test_a_repeat_has_the_same_name_and_anything_else_another():
-    name = event_name(OBJ, Reason.SCHEDULED, "claimed resources on h1")
-    assert name == event_name(OBJ, Reason.SCHEDULED, "claimed resources on h1")
+    name = event_name(OBJ, Reason.ACTIVE, "the VM runs on h1")
+    assert name == event_name(OBJ, Reason.ACTIVE, "the VM runs on h1")
     assert name.startswith("web-1.")
     others = {
-        event_name(OBJ, Reason.SCHEDULED, "claimed resources on h2"),
-        event_name(OBJ, Reason.RESCHEDULING, "claimed resources on h1"),
-        event_name({**OBJ, "metadata": {**OBJ["metadata"], "uid": "u-2"}}, Reason.SCHEDULED,
-                   "claimed resources on h1"),
+        event_name(OBJ, Reason.ACTIVE, "the VM runs on h2"),
+        event_name(OBJ, Reason.RESCHEDULING, "the VM runs on h1"),
+        event_name({**OBJ, "metadata": {**OBJ["metadata"], "uid": "u-2"}}, Reason.ACTIVE,
+                   "the VM runs on h1"),
     }  # fmt: skip
     assert name not in others and len(others) == 3
 

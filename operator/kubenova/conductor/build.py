@@ -3,6 +3,15 @@
 `drive()` reads where the instance is (its status) and runs steps until it is ACTIVE or ERROR,
 so an operator restarted mid-build simply carries on from the last written state; the steps
 are idempotent (claims are keyed by instance uid, spawn adopts a running VM).
+
+Few writes (issue 13): a move is written when a step is about to do something that must find
+it written after a restart or that a user waits on, not for every step. The moves of steps
+with nothing to do or nothing a restart needs (the acceptance when nothing makes it wait, the
+claim, no ports, no volumes) are kept and written with the next one, each with its own time in
+phaseTransitionTimestamps (conditions and `kubectl get` columns stay true); the ports, the
+volumes and the VM are only made once the state before them is written. A plain build is two
+status writes: SCHEDULING → NETWORKING → BLOCK_DEVICE_MAPPING → SPAWNING before the VM is
+started, then ACTIVE (with Ready, if the driver knows the guest up at once).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from kubenova import metrics
 from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
-from kubenova.conductor.status import Derive
+from kubenova.conductor.status import Derive, Hop
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
@@ -120,14 +129,23 @@ class Build:
             "spec": dict(body["spec"]),
             "status": dict(body.get("status") or {}),
         }
+        # the moves made but not written yet (the next write carries them), with their fields,
+        # derives and Events (posted once the status says it)
+        self._hops: list[Hop] = []
+        self._fields: dict[str, Any] = {}
+        self._derives: list[Derive] = []
+        self._events: list[tuple[Reason, str]] = []
 
     @property
     def status(self) -> dict[str, Any]:
-        return self.obj.get("status") or {}
+        """The status as written, with what the moves not written yet set."""
+        return {**(self.obj.get("status") or {}), **self._fields}
 
     @property
     def state(self) -> State:
-        return states.of_status(self.status)
+        if self._hops:
+            return self._hops[-1].target
+        return states.of_status(self.obj.get("status"))
 
     async def _move(
         self,
@@ -135,23 +153,56 @@ class Build:
         reason: Reason | None,
         message: str,
         derive: Derive | None = None,
+        later: bool = False,
+        guest_up: bool = False,
         **fields: Any,
     ) -> None:
-        """One status write; an Event too unless `reason` is None (a step with nothing to do
-        or one no user looks for: the status and the action log say it)."""
+        """Move to `target`: written now with the moves kept so far, or (`later`) kept for the
+        next write. An Event too unless `reason` is None (a step with nothing to do or one no
+        user looks for: the status and the action log say it), posted once written."""
+        self._hops.append(Hop(target, message, now()))
+        self._fields.update(fields)
+        if derive is not None:
+            self._derives.append(derive)
+        if reason is not None:
+            self._events.append((reason, message))
+        if not later:
+            await self.flush(guest_up=guest_up)
+
+    async def flush(self, guest_up: bool = False) -> None:
+        """Write the moves kept so far, in one status write (nothing if there are none)."""
+        if not self._hops:
+            return
+        *via, last = self._hops
+        derives = list(self._derives)
+
+        def derive(status: dict[str, Any], patch: dict[str, Any]) -> None:
+            for each in derives:
+                each(status, patch)
+
         self.obj = await self.c.writer.transition(
             self.namespace,
             self.name,
-            self.state,
-            target,
-            message,
-            fields,
-            derive=derive,
+            states.of_status(self.obj.get("status")),
+            last.target,
+            last.message,
+            dict(self._fields),
+            at=last.at,
+            derive=derive if derives else None,
             known=self.obj,
+            via=via,
+            guest_up=guest_up,
         )
-        if reason is not None:
+        events, hops = self._events, self._hops
+        self._forget()
+        for reason, message in events:
             self.emit(reason, message)
-        log.info("%s: %s (%s)", self.ref, target, message)
+        for hop in hops:
+            log.info("%s: %s (%s)", self.ref, hop.target, hop.message)
+
+    def _forget(self) -> None:
+        """Drop the moves not written (their base moved on: the steps are taken again)."""
+        self._hops, self._fields, self._derives, self._events = [], {}, [], []
 
     async def drive(self) -> None:
         steps = {
@@ -168,6 +219,7 @@ class Build:
             except BuildError as err:
                 await self.fail(current, err)
             except states.UnexpectedState:
+                self._forget()
                 self.obj = await self.c.objects.get("instances", self.name, self.namespace)
             except (TimeoutError, ApiException, aiohttp.ClientError):
                 raise  # the API is unreachable or refusing: kopf retries the daemon later
@@ -181,7 +233,9 @@ class Build:
     async def accept(self) -> None:
         """Count the instance against its namespace's quota (Nova's recheck: the webhook saw
         the usage before concurrent creates), then start scheduling. Keyed by uid, so a
-        restart that repeats this step finds its reservation."""
+        restart that repeats this step finds its reservation. Written with the scheduling
+        decision, unless the build has to wait first (an Image not active yet, another
+        member of its server group being decided): then at once, so the wait shows."""
         flavor = self.resolve_flavor(self.obj["spec"]["flavor"])
         usage = instance_usage(flavor)
         try:
@@ -199,6 +253,7 @@ class Build:
             derive=actionlog.create_started(
                 parse_time(self.obj["metadata"]["creationTimestamp"]), now()
             ),
+            later=True,
             powerState=PowerState.NOSTATE.value,
             observedPowerState="Running",
             quotaUsage=usage.to_api(),  # what it counts from now on (quota/counter.py)
@@ -222,7 +277,10 @@ class Build:
         group = (spec.get("schedulerHints") or {}).get("group")
         # Members of one server group are decided one at a time, each seeing where the
         # previous ones went (Nova closes this race with a late check on the compute host).
-        async with self.c.group_lock(self.namespace, group):
+        lock = self.c.group_lock(self.namespace, group)
+        if isinstance(lock, asyncio.Lock) and lock.locked():
+            await self.flush()  # it waits for the other member: show it SCHEDULING meanwhile
+        async with lock:
             try:
                 selection = await self.c.scheduler.select_destinations(
                     await self.request_spec(flavor, image, group), self.host_table()
@@ -232,10 +290,13 @@ class Build:
             await self._scheduled(selection.host, list(selection.alternates))
 
     async def _scheduled(self, host: str, alternates: list[str]) -> None:
+        """Written with the next step's move: the claim, keyed by uid, is found again after a
+        restart (claimed_host); the Active Event names the host."""
         await self._move(
             states.NETWORKING,
-            Reason.SCHEDULED,
+            None,
             f"claimed resources on {host}",
+            later=True,
             host=host,
             alternates=alternates,
         )
@@ -274,8 +335,11 @@ class Build:
         """One Port per requested network (neutron's allocate_for_instance)."""
         requests = self.obj["spec"].get("networks") or []
         if not requests:
-            await self._move(states.BLOCK_DEVICE_MAPPING, None, "no ports requested", addresses=[])
+            await self._move(
+                states.BLOCK_DEVICE_MAPPING, None, "no ports requested", later=True, addresses=[]
+            )
             return
+        await self.flush()  # the host written before ports are made for it
         owner = Owner(self.namespace, self.name, self.uid)
         existing = await self.c.ports.of_instance(owner)
         allocations = []
@@ -297,6 +361,7 @@ class Build:
             states.BLOCK_DEVICE_MAPPING,
             Reason.NETWORKED,
             "ports allocated: " + ", ".join(f"{a.ip} on {a.network}" for a in allocations),
+            later=True,
             addresses=addresses,
         )
 
@@ -304,18 +369,22 @@ class Build:
         """Attach the requested volumes (cinder's reserve + attach, one CAS per volume)."""
         names = [v["volume"] for v in self.obj["spec"].get("volumes") or []]
         host = self.status.get("host") or ""
+        if names:
+            await self.flush()  # the addresses written before volumes are attached
         for name in names:
             try:
                 await self.c.attachments.attach(self.namespace, name, self.name, self.uid, host)
             except AttachError as err:
                 raise BuildError(str(err), err.code) from err
         message = f"attached volumes {', '.join(names)}" if names else "root disk only"
-        await self._move(states.SPAWNING, Reason.BLOCK_DEVICES_MAPPED if names else None, message)
+        reason = Reason.BLOCK_DEVICES_MAPPED if names else None
+        await self._move(states.SPAWNING, reason, message, later=True)
 
     async def spawn(self) -> None:
         """Boot the VM; ACTIVE once the hypervisor runs it (the guest watch, guest.py, then
         waits for the guest OS: condition Ready). Each Port's status says where it is plugged,
         ACTIVE once its tap is up (Nova's network-vif-plugged)."""
+        await self.flush()  # SPAWNING, the host and the addresses written before the VM starts
         host = self.status.get("host") or ""
         driver = self.driver_on(host)
         if driver is None:
@@ -335,15 +404,25 @@ class Build:
             phase = "ACTIVE" if vif is None or vif.up else "BUILD"
             await self.c.ports.set_phase(port, self.namespace, phase, host, vif)
         message = f"the VM runs on {host} ({info.details.get('accelerator', '?')})"
+        guest: dict[str, Any] = {}
+        if info.guest is not None:  # up already: Ready in the same write (driver.InstanceInfo)
+            booted = max(info.guest.at, running)
+            guest = {"guestBootedAt": iso(booted), "guestBootSignal": info.guest.signal.value}
+            message += f"; the guest OS is up ({info.guest.signal.value}: {info.guest.detail})"
         await self._move(
             states.ACTIVE,
             Reason.ACTIVE,
             message,
             derive=actionlog.create_finished(actionlog.SUCCESS, message, running),
+            guest_up=info.guest is not None,
             powerState=PowerState.RUNNING.value,
             launchedAt=iso(running),
             alternates=None,
+            **guest,
         )
+        if info.guest is not None:
+            created = parse_time(self.obj["metadata"]["creationTimestamp"])
+            metrics.CREATE_TO_GUEST_BOOTED.observe(metrics.seconds_between(created, booted))
 
     async def verify_holdings(self, host: str) -> list[dict[str, Any]]:
         """Before a VM is started: the claim on `host` and the ports in status still exist.
@@ -588,6 +667,7 @@ class Build:
             if phase == "killed":
                 message = (image.get("status") or {}).get("message", "")
                 raise BuildError(f"Image {name} is killed: {message}", 400)
+            await self.flush()  # the acceptance shows while the image is imported
             await asyncio.sleep(IMAGE_WAIT_SECONDS)
 
     def claimed_host(self) -> str | None:

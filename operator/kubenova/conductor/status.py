@@ -1,5 +1,9 @@
 """The only way Instance status is written: one compare-and-swap write per transition.
 
+A transition may pass through states on its way (`via`): a build step with nothing to do
+(no ports, no volumes) is folded into the next write, each state still recorded with its own
+time in phaseTransitionTimestamps and checked against the state machine, hop by hop.
+
 The patch is computed from the object as the caller last saw it (the response to its previous
 write, `known`) or, without one or after a lost race, as read afresh; its state is compared with
 what the caller expected, the transition checked against the state machine, and the patch sent
@@ -10,7 +14,8 @@ of being overwritten. No read precedes a write whose base is still current (kube
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +95,26 @@ def conditions_for(
     return conditions
 
 
+@dataclass(frozen=True)
+class Hop:
+    """A state passed through on the way to a transition's target, when it was reached and
+    what was done there (the message of its conditions)."""
+
+    target: State
+    message: str
+    at: datetime
+
+
+def path_kept_boot(source: State, hops: Sequence[State]) -> bool:
+    """Whether the guest's current boot survives every move of the path."""
+    previous = source
+    for target in hops:
+        if not guest_boot_kept(previous, target):
+            return False
+        previous = target
+    return True
+
+
 class StatusWriter:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
@@ -106,47 +131,62 @@ class StatusWriter:
         retries: int = 8,
         derive: Derive | None = None,
         known: dict[str, Any] | None = None,
+        via: Sequence[Hop] = (),
+        guest_up: bool = False,
     ) -> dict[str, Any]:
         """Move the instance from `expected` to `target`, setting `fields` in the same write.
 
+        `via`: the states passed through on the way, in order (folded steps), each checked
+        and recorded as if written on its own.
         `known`: the object as the caller last saw it, tried first (a stale one only costs
         the 409 after which it is read afresh).
         `derive(status, patch)`, if given, adds to the status patch from the status just read
         (for lists such as `actions`, which must not be computed from a stale copy).
+        `guest_up`: a move into ACTIVE whose guest OS is known up already (the driver said so
+        when the VM started): Ready True GuestBooted in the same write.
         Raises UnexpectedState if the instance is elsewhere (someone else moved it), and
-        InvalidTransition if the state machine forbids the step.
+        InvalidTransition if the state machine forbids a step.
         """
-        states.check(expected, target)
+        path = [hop.target for hop in via] + [target]
+        previous = expected
+        for hop_target in path:
+            states.check(previous, hop_target)
+            previous = hop_target
         for attempt in range(retries):
             base = known if attempt == 0 else None
             obj, status, current = await self._base(namespace, name, base, expected)
             if current != expected:
                 raise UnexpectedState(f"{namespace}/{name} is {current}, expected {expected}")
-            moment = at or now()
-            stamp = iso(moment)
+            hops = [*via, Hop(target, message, at or now())]
             transitions = list(status.get("phaseTransitionTimestamps") or [])
-            entry: dict[str, Any] = {"vmState": target.vm.value, "time": stamp}
-            if target.task:
-                entry["taskState"] = target.task.value
-            transitions.append(entry)
             generation = obj["metadata"].get("generation")
             fault = (fields or {}).get("fault") or {}
-            kept = guest_boot_kept(expected, target) and bool(status.get("guestBootedAt"))
+            kept = path_kept_boot(expected, path) and bool(status.get("guestBootedAt"))
+            conditions = status.get("conditions") or []
+            source = expected
+            for hop in hops:
+                stamp = iso(hop.at)
+                entry: dict[str, Any] = {"vmState": hop.target.vm.value, "time": stamp}
+                if hop.target.task:
+                    entry["taskState"] = hop.target.task.value
+                transitions.append(entry)
+                conditions = conditions_for(
+                    conditions,
+                    source,
+                    hop.target,
+                    hop.message,
+                    stamp,
+                    generation,
+                    fault=fault.get("message"),
+                    guest_up=kept or (guest_up and hop is hops[-1]),
+                )
+                source = hop.target
             patch_status: dict[str, Any] = {
                 "vmState": target.vm.value,
                 "taskState": target.task.value if target.task else None,
                 "printableStatus": states.printable_status(target),
                 "phaseTransitionTimestamps": transitions[-64:],
-                "conditions": conditions_for(
-                    status.get("conditions") or [],
-                    expected,
-                    target,
-                    message,
-                    stamp,
-                    generation,
-                    fault=fault.get("message"),
-                    guest_up=kept,
-                ),
+                "conditions": conditions,
                 "observedGeneration": generation,
                 **({} if kept or not status.get("guestBootedAt") else _BOOT_CLEARED),
                 **(fields or {}),
@@ -156,7 +196,7 @@ class StatusWriter:
             updated = await self.objects.patch_status_unless_changed(PLURAL, obj, patch_status)
             if updated is None:
                 continue
-            _observe(obj, status, expected, target, moment)
+            _observe(obj, status, expected, hops)
             return updated
         raise UnexpectedState(f"{namespace}/{name}: status kept changing under us")
 
@@ -204,15 +244,18 @@ class StatusWriter:
         return obj, status, states.of_status(status)
 
 
-def _observe(obj: dict, status: dict, source: State, target: State, moment: datetime) -> None:
+def _observe(obj: dict, status: dict, source: State, hops: Sequence[Hop]) -> None:
     created = parse_time(obj["metadata"]["creationTimestamp"])
-    metrics.PHASE_TRANSITION_FROM_CREATION.labels(str(target)).observe(
-        metrics.seconds_between(created, moment)
-    )
     history = status.get("phaseTransitionTimestamps") or []
-    if source.task and history:
-        metrics.TASK_STATE_DURATION.labels(source.task.value).observe(
-            metrics.seconds_between(parse_time(history[-1]["time"]), moment)
+    since = parse_time(history[-1]["time"]) if history else None
+    for hop in hops:
+        metrics.PHASE_TRANSITION_FROM_CREATION.labels(str(hop.target)).observe(
+            metrics.seconds_between(created, hop.at)
         )
-    if target == states.ACTIVE and source == states.SPAWNING:  # the boot, not a start/reboot
-        metrics.CREATE_TO_ACTIVE.observe(metrics.seconds_between(created, moment))
+        if source.task and since is not None:
+            metrics.TASK_STATE_DURATION.labels(source.task.value).observe(
+                metrics.seconds_between(since, hop.at)
+            )
+        if hop.target == states.ACTIVE and source == states.SPAWNING:  # the boot, not a start
+            metrics.CREATE_TO_ACTIVE.observe(metrics.seconds_between(created, hop.at))
+        source, since = hop.target, hop.at

@@ -4,6 +4,7 @@ start, reboot: conductor/actions.py); deletion frees everything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import kopf
@@ -17,6 +18,10 @@ from kubenova.kube.events import Reason
 from kubenova.timestamps import parse_time
 
 log = logging.getLogger("kubenova.handlers")
+FINALIZER = f"{GROUP}/finalizer"
+"""kopf's finalizer (settings.persistence.finalizer, handlers/lifecycle.py)"""
+#: how long a build waits for kopf to add the finalizer before it starts anyway
+FINALIZER_WAIT_SECONDS = 10.0
 VM_STATES: dict[str, str] = {}
 """vmState by instance uid, for the `kubenova_instances` gauge."""
 WAKE: dict[str, asyncio.Event] = {}
@@ -29,11 +34,12 @@ async def build_instance(body, memo, stopped, **indexes):
     (kopf cancels the daemon then, and when the operator stops: the task state in status
     lets the next daemon finish an interrupted action)."""
     conductor: Conductor = memo.conductor
+    uid = body["metadata"]["uid"]
+    wake = WAKE.setdefault(uid, asyncio.Event())
+    await finalizer_added(body, wake)
     caches = Caches.of_indexes(indexes)
     build = Build(conductor, body, caches, events.emitter(body))
     await build.drive()
-    uid = body["metadata"]["uid"]
-    wake = WAKE.setdefault(uid, asyncio.Event())
     config = memo.config
     timing = Timing(
         shutdown_timeout=config.shutdown_timeout,
@@ -42,6 +48,28 @@ async def build_instance(body, memo, stopped, **indexes):
     )
     await Lifecycle(conductor, body, build.driver_on, build.emit, wake, timing).run()
     await stopped.wait()
+
+
+async def finalizer_added(body, wake: asyncio.Event) -> None:
+    """Wait until kopf's finalizer is on the instance (the daemon's `body` is kopf's live view
+    of it, renewed by every watch event; `wake` is set by each). Nothing is claimed or made
+    for an instance whose deletion would not wait for the cleanup, and the first status
+    write starts from the resourceVersion after kopf's patch instead of losing its
+    compare-and-swap to it (a 409, a GET and a write again)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FINALIZER_WAIT_SECONDS
+    while loop.time() < deadline:
+        wake.clear()
+        if FINALIZER in (body["metadata"].get("finalizers") or ()):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max(0.0, deadline - loop.time()))
+    name = body["metadata"].get("name")
+    log.warning("%s: no finalizer after %.0fs; building anyway", name, FINALIZER_WAIT_SECONDS)
+
+
+def being_deleted(meta, **_) -> bool:
+    return bool(meta.get("deletionTimestamp"))
 
 
 @kopf.on.event(GROUP, VERSION, "instances")
@@ -66,7 +94,11 @@ async def track_instance(event, namespace, uid, status, memo, **_):
         wake.set()
 
 
-@kopf.on.delete(GROUP, VERSION, "instances")
+# Filtered to instances being deleted: for the others kopf then has no handler to run and, by
+# its own rule, stores no state (its diff-base annotation was one more PATCH per instance,
+# read by nothing: no create, update or resume handler watches instances). The finalizer
+# still comes at once, for the daemon, and the deletion waits on it as before.
+@kopf.on.delete(GROUP, VERSION, "instances", when=being_deleted)
 async def delete_instance(body, name, namespace, uid, spec, status, memo, claims, logger, **_):
     """Destroy the VM and free the claim on every host the instance was placed on.
 

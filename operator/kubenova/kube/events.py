@@ -44,8 +44,8 @@ class Reason(StrEnum):
     """Every Event reason the operator emits, by the object it is about."""
 
     # Instance: the build (conductor/build.py), one per step that did something a user looks
-    # for (acceptance, and a step with no ports or volumes to handle, write status only)
-    SCHEDULED = "Scheduled"
+    # for: a plain build posts one Normal Event, Active, which names the host (the acceptance,
+    # the claim and the steps with no ports or volumes to handle write status only)
     NETWORKED = "Networked"
     BLOCK_DEVICES_MAPPED = "BlockDevicesMapped"
     ACTIVE = "Active"

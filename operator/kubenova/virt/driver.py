@@ -131,6 +131,10 @@ class InstanceInfo:
     details: dict[str, str] = field(default_factory=dict)
     vifs: tuple[Vif, ...] = ()
     """the plugged NICs, from drivers with a datapath of their own (the embedded QEMU hosts)"""
+    guest: GuestBoot | None = None
+    """from spawn(): the guest OS is known up already when the VM starts (Nova's FakeDriver,
+    whose guests have no boot to wait for); the move to ACTIVE then sets Ready at once,
+    instead of a wait_for_guest() and a write of its own"""
 
 
 class ComputeDriver(abc.ABC):

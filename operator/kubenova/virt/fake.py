@@ -45,9 +45,17 @@ class FakeDriver(ComputeDriver):
         if self.fail_spawn:
             raise SpawnFailed(f"injected spawn failure on {self.host}")
         self.instances[request.instance_id] = PowerState.RUNNING
+        guest = None if self.silent_guest else self._guest_up()
         return InstanceInfo(
-            request.instance_id, PowerState.RUNNING, booted=True, details={"accelerator": "fake"}
+            request.instance_id,
+            PowerState.RUNNING,
+            booted=True,
+            details={"accelerator": "fake"},
+            guest=guest,
         )
+
+    def _guest_up(self) -> GuestBoot:
+        return GuestBoot(GuestSignal.HYPERVISOR, f"fake VM on {self.host}", now())
 
     async def wait_for_guest(self, instance_id: str, boot_timeout: float) -> GuestBoot:
         if self._get(instance_id) != PowerState.RUNNING:
@@ -55,7 +63,7 @@ class FakeDriver(ComputeDriver):
         if self.silent_guest:
             await asyncio.sleep(boot_timeout)
             raise GuestBootTimeout(f"the fake guest on {self.host} stays silent")
-        return GuestBoot(GuestSignal.HYPERVISOR, f"fake VM on {self.host}", now())
+        return self._guest_up()
 
     async def destroy(self, instance_id: str) -> None:
         self.instances.pop(instance_id, None)
