@@ -5,7 +5,7 @@ The operator is a real process (the module's fake_operator); the counts are the 
 `apiserver_request_total` read before and after (kubenova/devcluster/api_requests.py, as
 bench/schedule.py counts them): every request on kubenova's kinds and on Events, whatever its
 code (a 409 costs as much as a success), the test's own creates taken out. `pytest -s` prints
-the table.
+the table (and the operator's GETs, for information).
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def test_a_build_costs_at_most_six_writes_per_instance(cloud, api):
     writes = per_object(counts, WRITES, INSTANCES)
     print(f"\nAPI writes for {INSTANCES} instances, create -> ACTIVE and Ready (fake driver):")
     print(table(counts, INSTANCES))
+    print("reads (GET: the operator's; the test's own polls are LISTs, not shown):")
+    print(table(counts, INSTANCES, frozenset({"GET"})))
     assert writes <= BUDGET, f"{writes} writes per instance (budget {BUDGET}):\n" + table(
         counts, INSTANCES
     )
