@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client
 
 from kubenova.cli import build_parser
-from kubenova.config import OperatorConfig
+from kubenova.config import LeaderElection, OperatorConfig
 from kubenova.devcluster.cluster import free_port
 from kubenova.devcluster.operator_process import OperatorProcess
 from kubenova.tools import find_tool
@@ -89,6 +89,12 @@ def operator_config(args: list[str]) -> OperatorConfig:
         admission=parsed.admission,
         console_listen=None if parsed.console_listen in ("", "off") else parsed.console_listen,
         console_client_ca=parsed.console_client_ca,
+        webhook_ca_secret=parsed.webhook_ca_secret,
+        leader_election=LeaderElection(
+            enabled=parsed.leader_elect,
+            lease_name=parsed.leader_elect_resource_name,
+            namespace=parsed.leader_elect_resource_namespace,
+        ),
     )
 
 

@@ -92,10 +92,8 @@ def local_cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def chart(local_cluster: Cluster, tmp_path_factory) -> Iterator[Cluster]:
-    """The chart installed with its defaults (two replicas), the example instance booted."""
-    values = tmp_path_factory.mktemp("chart") / "values.yaml"
-    values.write_text("replicas: 2\n")
+def chart(local_cluster: Cluster) -> Iterator[Cluster]:
+    """The chart installed with its defaults, the example instance booted."""
     version = next(
         line.split(":", 1)[1].strip().strip('"')
         for line in (REPO / "charts/kubenova/Chart.yaml").read_text().splitlines()
@@ -105,7 +103,6 @@ def chart(local_cluster: Cluster, tmp_path_factory) -> Iterator[Cluster]:
         "KUBENOVA_KUBECONFIG": str(local_cluster.kubeconfig),
         "KUBENOVA_COMPUTE_NODE": NODE,
         "KUBENOVA_TAG": version,
-        "KUBENOVA_VALUES": str(values),
         "KUBENOVA_TIMEOUT": "300s",
     }
     start = time.monotonic()

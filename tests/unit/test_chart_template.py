@@ -226,14 +226,24 @@ CASES = [
         for ns in ("", "*")
     ),
     *(pytest.param({"driver": d, "console.enabled": True}, id=f"{d}-console") for d in DRIVERS),
+    *(
+        pytest.param(
+            {"driver": "pod", "leaderElection.enabled": True, "admission.enabled": a},
+            id=f"leader-election-admission-{a}",
+        )
+        for a in (False, True)
+    ),
 ]
 
 
 @pytest.mark.parametrize("values", CASES)
-def test_rbac_grants_exactly_what_the_operator_checks_it_needs(values):
+def test_rbac_grants_exactly_what_the_operator_checks_it_needs(values, monkeypatch):
     """The operator started with the Deployment's own arguments needs (kube/permissions.py,
     checked at its start-up) precisely what the chart's ClusterRole and Roles grant."""
     objects = render(values)
+    # the Lease's namespace: the pod's, from the downward API ($POD_NAMESPACE)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    monkeypatch.setenv("POD_NAMESPACE", deployment["metadata"]["namespace"])
     config = operator_config(operator_container(objects)["args"])
     assert granted(objects) == set(permissions.required(config))
     bindings_point_at_the_service_account(objects)

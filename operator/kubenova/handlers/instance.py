@@ -31,8 +31,23 @@ WAKE: dict[str, asyncio.Event] = {}
 @kopf.daemon(GROUP, VERSION, "instances", cancellation_timeout=60, backoff=5)
 async def build_instance(body, memo, stopped, **indexes):
     """Drive the instance to ACTIVE or ERROR, then take up its actions until it is deleted
-    (kopf cancels the daemon then, and when the operator stops: the task state in status
-    lets the next daemon finish an interrupted action)."""
+    (kopf cancels the daemon then, after cancellation_timeout). When the operator exits or
+    hands over its Lease, the daemon stops at once: the task state in status lets the next
+    daemon (here or in the new leader) finish an interrupted action."""
+    work = asyncio.create_task(_build_and_follow(body, memo, indexes), name="instance")
+    exiting = asyncio.create_task(_operator_exiting(stopped), name="exiting")
+    try:
+        await asyncio.wait({work, exiting}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()
+            await stopped.wait()
+    finally:
+        for task in (work, exiting):
+            task.cancel()
+        await asyncio.gather(work, exiting, return_exceptions=True)
+
+
+async def _build_and_follow(body, memo, indexes) -> None:
     conductor: Conductor = memo.conductor
     uid = body["metadata"]["uid"]
     wake = WAKE.setdefault(uid, asyncio.Event())
@@ -47,7 +62,18 @@ async def build_instance(body, memo, stopped, **indexes):
         sync_interval=config.sync_power_state_interval,
     )
     await Lifecycle(conductor, body, build.driver_on, build.emit, wake, timing).run()
+
+
+EXITING = kopf.DaemonStoppingReason.OPERATOR_EXITING | kopf.DaemonStoppingReason.OPERATOR_PAUSING
+
+
+async def _operator_exiting(stopped) -> None:
+    """Returns when the daemon is stopped because the operator exits (not for a deletion: the
+    build's own cancellation cleans up then, when kopf cancels it)."""
     await stopped.wait()
+    if stopped.reason is not None and stopped.reason & EXITING:
+        return
+    await asyncio.Event().wait()  # a deletion: kopf cancels the daemon
 
 
 async def finalizer_added(body, wake: asyncio.Event) -> None:

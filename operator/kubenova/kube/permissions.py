@@ -275,6 +275,46 @@ def rules(config: Any) -> list[Rule]:
                 names=(WEBHOOK_CONFIGURATION,),
             ),
         ]
+    found += _leader_election_rules(config)
+    return found
+
+
+def _leader_election_rules(config: Any) -> list[Rule]:
+    """The Lease (and the shared webhook CA Secret) in the Lease's namespace (leader.py)."""
+    election = getattr(config, "leader_election", None)
+    if election is None or not election.enabled:
+        return []
+    from kubenova.leader import default_namespace
+
+    namespace = election.namespace or default_namespace()
+    found = [
+        Rule(
+            "coordination.k8s.io",
+            ("leases",),
+            ("create",),
+            "leader election: the first replica creates the Lease",
+            namespace=namespace,
+        ),
+        Rule(
+            "coordination.k8s.io",
+            ("leases",),
+            ("get", "update"),
+            "leader election: replicas read the Lease; its holder renews and releases it",
+            names=(election.lease_name,),
+            namespace=namespace,
+        ),
+    ]
+    if getattr(config, "admission", False) and getattr(config, "webhook_ca_secret", None):
+        found.append(
+            Rule(
+                "",
+                ("secrets",),
+                ("get", "update"),
+                "every replica's webhook certificate comes from the one CA in this Secret",
+                names=(config.webhook_ca_secret,),
+                namespace=namespace,
+            )
+        )
     return found
 
 
