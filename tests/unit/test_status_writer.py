@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from kubenova.conductor import states
-from kubenova.conductor.status import Hop, StatusWriter
+from kubenova.conductor import actionlog, states
+from kubenova.conductor.status import Hop, StatusWriter, chain
 from kubenova.timestamps import iso, now
 
 T0 = now()
@@ -99,3 +99,19 @@ def test_every_hop_is_checked_against_the_state_machine():
                 "ns", "vm", states.NEW, states.SPAWNING, "m", known=known(), via=skipping
             )
         )
+
+
+def test_moves_written_together_derive_in_turn():
+    """An acceptance folded into the ERROR of a NoValidHost: the create action it starts is
+    finished in the same write."""
+    derive = chain(
+        [
+            actionlog.create_started(at(0), at(0.1)),
+            actionlog.create_finished(actionlog.ERROR, "No valid host was found", at(0.2)),
+        ]
+    )
+    patch: dict = {}
+    derive({}, patch)
+    (create,) = patch["actions"]
+    assert (create["action"], create["result"]) == ("create", actionlog.ERROR)
+    assert create["finishTime"] == iso(at(0.2))

@@ -30,7 +30,7 @@ from kubenova import metrics
 from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
-from kubenova.conductor.status import Derive, Hop
+from kubenova.conductor.status import Derive, Hop, chain
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
@@ -175,11 +175,6 @@ class Build:
             return
         *via, last = self._hops
         derives = list(self._derives)
-
-        def derive(status: dict[str, Any], patch: dict[str, Any]) -> None:
-            for each in derives:
-                each(status, patch)
-
         self.obj = await self.c.writer.transition(
             self.namespace,
             self.name,
@@ -188,7 +183,7 @@ class Build:
             last.message,
             dict(self._fields),
             at=last.at,
-            derive=derive if derives else None,
+            derive=chain(derives) if derives else None,
             known=self.obj,
             via=via,
             guest_up=guest_up,

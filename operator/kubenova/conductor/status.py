@@ -105,6 +105,18 @@ class Hop:
     at: datetime
 
 
+def chain(derives: Sequence[Derive]) -> Derive:
+    """One derive of several moves written together: each sees the status as the moves
+    before it left it (the create action a folded acceptance starts is there for the ERROR
+    in the same write to finish)."""
+
+    def derive(status: dict[str, Any], patch: dict[str, Any]) -> None:
+        for each in derives:
+            each({**status, **patch}, patch)
+
+    return derive
+
+
 def path_kept_boot(source: State, hops: Sequence[State]) -> bool:
     """Whether the guest's current boot survives every move of the path."""
     previous = source
