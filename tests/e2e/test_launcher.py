@@ -205,7 +205,11 @@ def test_a_launch_on_a_kept_volume_boots_the_same_disk_again(tmp_path, checksum,
 
     second = boot("second")
     assert "again from its kept disk" in second.log(), second.log()
-    assert second.console().count(announcement) == 1, "stdout is this boot's console only"
+    # stdout repeats how the first run ended (its ACPI power-off), then this boot's console;
+    # the ready file waited for this boot's announcement (boot() returned once it was there)
+    assert second.console().count(announcement) == 2, "the first run's console, then this boot"
+    assert "kubenova-guest powering off" in second.console(), "how the first run ended"
+    assert "of the earlier run first" in second.log()
     assert first.console().count(announcement) == 1
     kept_log = (workdir / "instance" / "console.log").read_text(errors="replace")
     assert kept_log.count(announcement) == 2, "the log on the volume keeps every boot"

@@ -185,8 +185,16 @@ class Launcher:
         except (DriverError, ImageError, SeedError, ToolNotFound, OSError, ValueError) as err:
             log.error("cannot build the VM of %s: %s", self.spec.name, err)
             return EXIT_FAILED
-        # This boot's console starts where the log ends now (a kept log holds earlier boots).
-        self._boot_offset = self._console_offset = log_size(self.paths.console)
+        # This boot's console starts where the log ends now (a kept log holds earlier boots):
+        # the boot is looked for from there; the console output first repeats how the earlier
+        # run ended (its last lines), as Nova's console log keeps a stop or reboot's output.
+        self._boot_offset = log_size(self.paths.console)
+        self._console_offset = replay_from(self.paths.console, self._boot_offset)
+        if self._console_offset < self._boot_offset:
+            log.info(
+                "console: the last %d bytes of the earlier run first",
+                self._boot_offset - self._console_offset,
+            )
         log.info("starting qemu for %s: %s", self.spec.name, " ".join(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -340,6 +348,24 @@ class Launcher:
             with contextlib.suppress(OSError):
                 while view:
                     view = view[os.write(self._console_out, view) :]
+
+
+#: how much of an earlier run's console a restarted launcher repeats
+REPLAY_BYTES = 16 * 1024
+
+
+def replay_from(console: Path, end: int, limit: int = REPLAY_BYTES) -> int:
+    """Where to start repeating the kept console log that ends at `end`: at most `limit` bytes
+    back, at the start of a line."""
+    start = max(0, end - limit)
+    if start == 0:
+        return 0
+    with contextlib.suppress(OSError), console.open("rb") as f:
+        f.seek(start)
+        chunk = f.read(end - start)
+        newline = chunk.find(b"\n")
+        return start + newline + 1 if newline >= 0 else end
+    return end
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
