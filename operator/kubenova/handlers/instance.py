@@ -19,7 +19,7 @@ from kubenova.timestamps import parse_time
 
 log = logging.getLogger("kubenova.handlers")
 FINALIZER = f"{GROUP}/finalizer"
-"""kopf's finalizer (settings.persistence.finalizer, handlers/lifecycle.py)"""
+"""kopf's finalizer (handlers/lifecycle.py sets settings.persistence.finalizer to it)"""
 #: how long a build waits for kopf to add the finalizer before it starts anyway
 FINALIZER_WAIT_SECONDS = 10.0
 VM_STATES: dict[str, str] = {}

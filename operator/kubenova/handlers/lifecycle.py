@@ -16,7 +16,7 @@ from kubenova.config import OperatorConfig
 from kubenova.console.server import ConsoleServer
 from kubenova.handlers.audit import start_audit
 from kubenova.handlers.hosts import start_host_monitor
-from kubenova.handlers.instance import VM_STATES
+from kubenova.handlers.instance import FINALIZER, VM_STATES
 from kubenova.image.cache import ImageCache
 from kubenova.image.importer import ImageImporter
 from kubenova.kube import events, permissions
@@ -43,7 +43,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER  # a build waits for it (handlers/instance.py)
     # Every Event comes from kube/events.py (one component, declared reasons, repeats
     # counted); kopf's own would be a second source, posting its log lines.
     settings.posting.enabled = False
