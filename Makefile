@@ -6,7 +6,7 @@ PY := $(CURDIR)/.venv/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down cluster-demo images
+.PHONY: setup run test unit integration lint crds check-crds clean cluster-up cluster-down cluster-demo cluster-test images
 
 setup:
 	@bash hack/setup.sh
@@ -24,6 +24,10 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+# The tests marked `cluster` alone: the chart on the real local cluster (root; brought up and down).
+cluster-test: setup
+	$(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -34,7 +38,8 @@ crds: setup
 check-crds: setup
 	$(PY) -m kubenova.cli crds --check
 
-# Opt-in: a real one-node cluster (kubelet + containerd) on this machine; docs/cluster.md.
+# A real one-node cluster (kubelet + containerd) on this machine (the cluster tests bring their
+# own up and down); docs/cluster.md.
 cluster-up:
 	@bash hack/cluster-up.sh
 

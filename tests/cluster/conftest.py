@@ -31,12 +31,6 @@ CLUSTER_SCOPED_LEFTOVERS = (
 )
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/cluster/" in str(item.fspath):
-            item.add_marker(pytest.mark.cluster)
-
-
 @dataclass
 class Cluster:
     kubeconfig: Path
