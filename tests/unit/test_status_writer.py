@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from kubenova.conductor import actionlog, states
-from kubenova.conductor.status import Hop, StatusWriter, chain
+from kubenova.conductor.status import Hop, Seen, StatusWriter, chain
 from kubenova.timestamps import iso, now
 
 T0 = now()
@@ -115,3 +115,14 @@ def test_moves_written_together_derive_in_turn():
     (create,) = patch["actions"]
     assert (create["action"], create["result"]) == ("create", actionlog.ERROR)
     assert create["finishTime"] == iso(at(0.2))
+
+
+def test_a_watch_copy_at_a_version_the_actor_had_needs_no_read():
+    seen = Seen(limit=2)
+    for version in ("5", "6", "7"):
+        seen.add({"metadata": {"resourceVersion": version}})
+    assert seen.known({"metadata": {"resourceVersion": "7"}})
+    assert seen.known({"metadata": {"resourceVersion": "6"}})  # behind: nothing new
+    assert not seen.known({"metadata": {"resourceVersion": "5"}})  # forgotten: read
+    assert not seen.known({"metadata": {"resourceVersion": "8"}})  # someone else wrote
+    assert not seen.known(None) and not seen.known({"metadata": {}})

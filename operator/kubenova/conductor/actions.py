@@ -41,6 +41,7 @@ from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.guest import GuestWatch
 from kubenova.conductor.states import State, UnexpectedState
+from kubenova.conductor.status import Seen
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
 from kubenova.models.v1alpha1.states import PowerState, TaskState, VmState
@@ -220,7 +221,11 @@ class Lifecycle:
         emit: Emit,
         wake: asyncio.Event,
         timing: Timing,
+        live: Mapping[str, Any] | None = None,
+        seen: Seen | None = None,
     ) -> None:
+        """`body`: the instance as the caller last saw it; `live`: kopf's live view of it
+        (renewed by each watch event), `seen`: the versions the caller's copy has had."""
         self.c = conductor
         meta = body["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
@@ -229,11 +234,22 @@ class Lifecycle:
         self.emit = emit
         self.wake = wake
         self.timing = timing
-        self.obj: dict[str, Any] = dict(body)
+        self.live = live
+        self.seen = seen or Seen()
+        self.obj = dict(body)
         self._missing_logged = False
         self.guest = GuestWatch(conductor, self.namespace, self.name, self.uid, driver_for, emit)
 
     # -- reading -----------------------------------------------------------------------------
+    @property
+    def obj(self) -> dict[str, Any]:
+        return self._obj
+
+    @obj.setter
+    def obj(self, obj: dict[str, Any]) -> None:
+        self._obj = obj
+        self.seen.add(obj)
+
     @property
     def status(self) -> dict[str, Any]:
         return self.obj.get("status") or {}
@@ -243,7 +259,10 @@ class Lifecycle:
         return states.of_status(self.status)
 
     async def refresh(self) -> bool:
-        """Re-read the instance; False when it is gone or being deleted."""
+        """Re-read the instance; False when it is gone or being deleted. No read when the
+        watch's copy is at a version this copy has had (the event of our own write)."""
+        if self.seen.known(self.live):
+            return not self.obj["metadata"].get("deletionTimestamp")
         obj = await self.c.objects.find("instances", self.name, self.namespace)
         if obj is None:
             return False
@@ -260,15 +279,21 @@ class Lifecycle:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        if not await self.refresh():
+        # The first look is at the object as the caller last saw it (the build's last write's
+        # answer, or the watch's copy), not a read: an event that came since has set `wake`,
+        # so the first wait returns at once and reads it (issue 13: no GET before a write).
+        if self.obj["metadata"].get("deletionTimestamp"):
             return
         await self.resume()
         interval = self.timing.sync_interval
         next_sync = loop.time() + interval if interval > 0 else None
+        look_again = False
         while True:
-            self.wake.clear()  # before the read: an event arriving after it wakes the next wait
-            if not await self.refresh():
-                return
+            if look_again:
+                self.wake.clear()  # before the read: an event arriving after it wakes the wait
+                if not await self.refresh():
+                    return
+            look_again = True
             self.guest.ensure(self.obj)  # condition Ready follows the guest (guest.py)
             try:
                 if await self.take_request():

@@ -30,7 +30,7 @@ from kubenova import metrics
 from kubenova.conductor import actionlog, states
 from kubenova.conductor.context import Conductor
 from kubenova.conductor.states import State
-from kubenova.conductor.status import Derive, Hop, chain
+from kubenova.conductor.status import Derive, Hop, Seen, chain
 from kubenova.image.cache import ImageError
 from kubenova.kube.client import ApiException
 from kubenova.kube.events import Reason
@@ -135,6 +135,9 @@ class Build:
         self._fields: dict[str, Any] = {}
         self._derives: list[Derive] = []
         self._events: list[tuple[Reason, str]] = []
+        self.seen = Seen()
+        """the versions self.obj has had (the Lifecycle after the build reads no event of them)"""
+        self.seen.add(self.obj)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -188,6 +191,7 @@ class Build:
             via=via,
             guest_up=guest_up,
         )
+        self.seen.add(self.obj)
         events, hops = self._events, self._hops
         self._forget()
         for reason, message in events:
@@ -216,6 +220,7 @@ class Build:
             except states.UnexpectedState:
                 self._forget()
                 self.obj = await self.c.objects.get("instances", self.name, self.namespace)
+                self.seen.add(self.obj)
             except (TimeoutError, ApiException, aiohttp.ClientError):
                 raise  # the API is unreachable or refusing: kopf retries the daemon later
             except Exception as err:  # a bug or an unforeseen failure: as Nova, fault + retry

@@ -14,7 +14,8 @@ of being overwritten. No read precedes a write whose base is still current (kube
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,6 +94,30 @@ def conditions_for(
         failed = ("False", "NoError", message)
     set_condition(conditions, "Failed", *failed, at, generation)
     return conditions
+
+
+class Seen:
+    """The resourceVersions one actor's copy of an instance has had (its writes' answers and
+    its reads), newest last. Its copy only moves forward (each write is a compare-and-swap on
+    the one before), so a watch event at one of them brings nothing the actor does not know:
+    no read for it."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._versions: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self._versions[version] = None
+            self._versions.move_to_end(version)
+            while len(self._versions) > self.limit:
+                self._versions.popitem(last=False)
+
+    def known(self, watched: Mapping[str, Any] | None) -> bool:
+        """Whether the watch's copy is at a version this actor has had already."""
+        version = ((watched or {}).get("metadata") or {}).get("resourceVersion")
+        return bool(version) and version in self._versions
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,12 @@ async def _build_and_follow(body, memo, indexes) -> None:
         start_timeout=conductor.start_timeout,
         sync_interval=config.sync_power_state_interval,
     )
-    await Lifecycle(conductor, body, build.driver_on, build.emit, wake, timing).run()
+    # from the object as the build left it (its last write's answer): no read to start with,
+    # nor for the events of the build's own writes
+    lifecycle = Lifecycle(
+        conductor, build.obj, build.driver_on, build.emit, wake, timing, live=body, seen=build.seen
+    )
+    await lifecycle.run()
 
 
 EXITING = kopf.DaemonStoppingReason.OPERATOR_EXITING | kopf.DaemonStoppingReason.OPERATOR_PAUSING
