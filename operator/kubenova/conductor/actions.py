@@ -346,7 +346,9 @@ class Lifecycle:
             def observe(status: dict, patch: dict) -> None:
                 patch["observedPowerState"] = desired
 
-            self.obj = await self.c.writer.update(self.namespace, self.name, state, observe)
+            self.obj = await self.c.writer.update(
+                self.namespace, self.name, state, observe, known=self.obj
+            )
             return
         action = STOP if desired == "Stopped" else START
         await self.request(action, state, requested, observed=desired)
@@ -460,7 +462,9 @@ class Lifecycle:
             if observed is not None:
                 patch["observedPowerState"] = observed
 
-        self.obj = await self.c.writer.update(self.namespace, self.name, state, refused)
+        self.obj = await self.c.writer.update(
+            self.namespace, self.name, state, refused, known=self.obj
+        )
         self.emit(Reason.ACTION_REFUSED, why)
         log.info("%s: refused: %s", self.ref, why)
 
@@ -576,23 +580,28 @@ class Lifecycle:
             await self.remove_annotation(value)
 
     async def remove_annotation(self, value: str) -> None:
-        """Remove the reboot annotation if it still holds `value` (a newer request stays)."""
-        await remove_annotation(self.c, self.namespace, self.name, REBOOT_ANNOTATION, value)
+        """Remove the reboot annotation if it still holds `value` (a newer request stays);
+        the answer is the copy from now on (the event of this write needs no read)."""
+        updated = await remove_annotation(
+            self.c, self.namespace, self.name, REBOOT_ANNOTATION, value
+        )
+        if updated is not None:
+            self.obj = updated
 
 
 async def remove_annotation(
     conductor: Conductor, namespace: str, name: str, key: str, value: str
-) -> bool:
-    """JSON-patch `test` + `remove`: atomic, so a value written meanwhile is not lost."""
+) -> dict[str, Any] | None:
+    """JSON-patch `test` + `remove`: atomic, so a value written meanwhile is not lost. The
+    updated object, or None if the annotation had changed or gone meanwhile."""
     path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
     patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
     try:
-        await conductor.objects.json_patch("instances", name, namespace, patch)
+        return await conductor.objects.json_patch("instances", name, namespace, patch)
     except ApiException as err:
         if err.status in (404, 409, 422):  # gone, or the annotation changed or went meanwhile
-            return False
+            return None
         raise
-    return True
 
 
 async def record_delete(
