@@ -272,6 +272,10 @@ def test_helm_uninstall_removes_everything(chart: Cluster, demo: dict):
         "the instance's claim to be deleted",
     )
     chart.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    started = time.monotonic()
+    # the operator's pods belong to its ReplicaSet, not to Helm: they stop in their own time
+    wait_for(lambda: not operator_pods(chart), 120, "the operator's pods to be gone")
+    print(f"operator pods gone {time.monotonic() - started:.1f}s after helm uninstall returned")
     for kind in CLUSTER_SCOPED_LEFTOVERS:
         names = [o["metadata"]["name"] for o in chart.get(kind)["items"]]
         assert not [n for n in names if "kubenova" in n and not n.startswith("kubenova:local")], (
