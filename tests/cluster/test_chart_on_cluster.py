@@ -236,10 +236,25 @@ def test_leader_killed_during_a_boot_the_other_replica_finishes_it(chart: Cluste
     chart.run(
         "helm", "upgrade", RELEASE, str(REPO / "charts/kubenova"), "-n", NAMESPACE,
         "--reuse-values", "--set", "replicas=2", "--set", "leaderElection.enabled=true",
-        "--set", "persistence.enabled=false", "--wait", "--timeout", "5m",
+        "--set", "persistence.enabled=false", "--set", "admission.enabled=true",
+        "--wait", "--timeout", "5m",
     )  # fmt: skip
     wait_for(lambda: len(operator_pods(chart)) == 2 and _leader_or_none(chart), 120, "2 replicas")
     first = leader(chart)
+    # the webhook, served from the pods: a missing flavor is refused at apply time
+    bad = (REPO / "examples/instance.yaml").read_text().replace("name: demo", "name: nope")
+    bad = bad.replace("flavor: m1.tiny", "flavor: m1.nope")
+    refused = wait_for(
+        lambda: (
+            (r := chart.kubectl("-n", TENANT, "apply", "-f", "-", input=bad, check=False))
+            and r.returncode != 0
+            and "m1.nope" in r.stderr
+            and r
+        ),
+        60,
+        "the webhook to refuse a missing flavor",
+    )
+    assert "denied the request" in refused.stderr, refused.stderr
     manifest = (REPO / "examples/instance.yaml").read_text().replace("name: demo", "name: failover")
     chart.kubectl("-n", TENANT, "apply", "-f", "-", input=manifest)
     wait_for(lambda: state(chart, "failover")[0] == "BUILDING", 60, "failover BUILDING")

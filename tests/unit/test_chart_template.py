@@ -644,7 +644,7 @@ def test_standard_labels_and_the_release_namespace():
             assert f"app.kubernetes.io/{key}" in labels, (obj["kind"], key)
         assert labels["helm.sh/chart"] == "kubenova-0.1.0"
         namespace = obj["metadata"].get("namespace")
-        if obj["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        if obj["kind"] in ("ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"):
             assert namespace is None
         elif obj["metadata"]["name"].endswith("-node-lease"):
             assert namespace == "kube-node-lease"  # Kubernetes' own namespace for node leases
