@@ -57,16 +57,16 @@ class ReasonWatch:
         self._thread.join(timeout=15)
 
     def _record(self, events) -> None:
-        """Only the operator's Events about its own kinds (a test posting through the recorder
-        about a ConfigMap proves nothing about the operator)."""
+        """Only the operator's Events about its own kinds and its leader election Lease (a test
+        posting through the recorder about a ConfigMap proves nothing about the operator)."""
         for event in events:
             source = event.source.component if event.source else None
-            about = (event.involved_object.api_version or "") if event.involved_object else ""
-            if (
-                COMPONENT in (source, event.reporting_component)
-                and about.startswith(f"{GROUP}/")
-                and event.reason
-            ):
+            involved = event.involved_object
+            about = (involved.api_version or "") if involved else ""
+            ours = about.startswith(f"{GROUP}/") or (
+                about == "coordination.k8s.io/v1" and involved.kind == "Lease"
+            )
+            if COMPONENT in (source, event.reporting_component) and ours and event.reason:
                 self.seen.add(event.reason)
 
     def _run(self) -> None:

@@ -47,6 +47,7 @@ from kubernetes_asyncio import client
 
 from kubenova import metrics
 from kubenova.kube.client import ApiException
+from kubenova.kube.events import EventRecorder, Reason
 from kubenova.timestamps import iso, now
 
 log = logging.getLogger("kubenova.leader")
@@ -54,8 +55,6 @@ log = logging.getLogger("kubenova.leader")
 #: client-go's JitterFactor: a candidate waits retry_period * (1 + up to this) between tries
 JITTER_FACTOR = 1.2
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-EVENT_REASON = "LeaderElection"
-COMPONENT = "kubenova"
 
 
 class LeaderElectionError(RuntimeError):
@@ -222,7 +221,7 @@ class LeaderElector:
         watchdog: bool = True,
     ) -> None:
         self.coordination = client.CoordinationV1Api(api)
-        self.core = client.CoreV1Api(api)
+        self.recorder = EventRecorder(api, instance=identity)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.timing = timing
         self.on_started_leading = on_started_leading
@@ -462,32 +461,20 @@ class LeaderElector:
         log.info("released Lease %s", self.where)
 
     async def _post_event(self, message: str) -> None:
-        """client-go's Event on the Lease: Normal LeaderElection "<identity> became leader"."""
-        stamp = iso(now())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{self.name}.{time.time_ns():x}", "namespace": self.namespace},
-            "involvedObject": {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
+        """client-go's Event on the Lease: Normal LeaderElection "<identity> became leader",
+        through the operator's one Event recorder (kube/events.py)."""
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
                 "uid": self._uid,
                 "resourceVersion": self._resource_version,
             },
-            "type": "Normal",
-            "reason": EVENT_REASON,
-            "message": message,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self.identity,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
         }
         try:
             async with asyncio.timeout(self.timing.retry_period):
-                await self.core.create_namespaced_event(self.namespace, body)
-        except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as err:
-            log.info("event %s on Lease %s not posted: %r", EVENT_REASON, self.where, err)
+                await self.recorder.post(lease, Reason.LEADER_ELECTION, message)
+        except TimeoutError:
+            log.info("event %s on Lease %s not posted in time", Reason.LEADER_ELECTION, self.where)

@@ -24,6 +24,7 @@ from kubenova import metrics
 from kubenova.cli import build_parser
 from kubenova.config import LeaderElection
 from kubenova.kube.client import ApiException
+from kubenova.kube.events import Reason, event_body
 from kubenova.leader import (
     LeaderElectionError,
     LeaderElector,
@@ -41,7 +42,7 @@ from kubenova.leader import (
 from kubenova.operator_main import Stopper
 from kubenova.pki import CertificateAuthority, CertificateError
 from kubenova.standby import ADMISSION_INDEXES, standby_registry
-from kubenova.timestamps import parse_time
+from kubenova.timestamps import now, parse_time
 from kubenova.webhook_ca import install, share_webhook_ca
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -210,12 +211,19 @@ class FakeLeases:
             raise ApiException(status=409, reason="Conflict")
         return self._store(namespace, name, body, uid=current.metadata.uid)
 
-    async def create_namespaced_event(self, namespace, body):
-        self.events.append(body)
-
     def holder(self, name="lease", namespace="ns") -> str:
         lease = self.leases.get((namespace, name))
         return (lease.spec.holder_identity or "") if lease else ""
+
+
+class FakeRecorder:
+    """kube/events.py's EventRecorder, keeping the Events' bodies in the fake API."""
+
+    def __init__(self, api: FakeLeases) -> None:
+        self.api = api
+
+    async def post(self, obj, reason, message) -> None:
+        self.api.events.append(event_body(obj, Reason(reason), message, now(), "test"))
 
 
 FAST = Timing(lease_duration=0.6, renew_deadline=0.4, retry_period=0.1)
@@ -234,7 +242,7 @@ def elector(api: FakeLeases, identity: str, lost: list[str] | None = None, **kwa
         **kwargs,
     )
     e.coordination = api
-    e.core = api
+    e.recorder = FakeRecorder(api)
     return e
 
 

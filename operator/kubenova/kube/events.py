@@ -84,6 +84,8 @@ class Reason(StrEnum):
     NETWORK_IN_USE = "NetworkInUse"
     # Keypair (handlers/keypair.py)
     INVALID_PUBLIC_KEY = "InvalidPublicKey"
+    # Lease (leader.py): a replica became the leader, as client-go's leaderelection posts
+    LEADER_ELECTION = "LeaderElection"
 
     @property
     def type(self) -> EventType:
