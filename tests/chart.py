@@ -89,6 +89,7 @@ def operator_config(args: list[str]) -> OperatorConfig:
         admission=parsed.admission,
         console_listen=None if parsed.console_listen in ("", "off") else parsed.console_listen,
         console_client_ca=parsed.console_client_ca,
+        console_ca_configmap=parsed.console_ca_configmap,
         webhook_ca_secret=parsed.webhook_ca_secret,
         leader_election=LeaderElection(
             enabled=parsed.leader_elect,
@@ -174,7 +175,10 @@ def local_operator(
     container = operator_container(objects)
     work.mkdir(parents=True, exist_ok=True)
     scheduler = work / "scheduler.yaml"
-    scheduler.write_text(find(objects, "ConfigMap")["data"]["scheduler.yaml"])
+    config = next(
+        o for o in objects if o["kind"] == "ConfigMap" and "scheduler.yaml" in (o.get("data") or {})
+    )
+    scheduler.write_text(config["data"]["scheduler.yaml"])
     health = f"http://127.0.0.1:{free_port()}/healthz"
     local = {
         "--state-dir": None,  # OperatorProcess sets these three
@@ -201,5 +205,6 @@ def local_operator(
         hosts=hosts,
         metrics_port=free_port(),
         extra_args=(*image_dir_args(work), *args),
+        pod_namespace=find(objects, "Deployment")["metadata"]["namespace"],
     )
     return process, health

@@ -116,6 +116,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             console_listen=None if args.console_listen in ("", "off") else args.console_listen,
             console_cert_dir=args.console_cert_dir,
             console_client_ca=args.console_client_ca,
+            console_ca_configmap=args.console_ca_configmap,
             # host failure and the audit (issue 7 parts 4-5)
             host_down_after=args.host_down_after,
             resume_guests_state_on_host_boot=args.resume_guests_state_on_host_boot,
@@ -301,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument(
         "--console-client-ca",
         help="CA of client certificates it accepts (default: the cluster's client CA)",
+    )
+    op.add_argument(
+        "--console-ca-configmap",
+        action="store_true",
+        help="publish the console's CA in ConfigMap kubenova-console-ca of the pod's namespace "
+        "($POD_NAMESPACE), where `kubenova console` reads it through the API",
     )
     # -- host failure and the audit (issue 7 parts 4-5; README "Host failure", "Resilience") --
     op.add_argument(

@@ -111,6 +111,10 @@ class OperatorConfig(BaseModel):
     disables it."""
     console_cert_dir: Path | None = None
     """The console endpoint's CA and serving certificate; default <state_dir>/console."""
+    console_ca_configmap: bool = False
+    """Publish the console's CA (`ca.crt`) in the ConfigMap console.forward.CA_CONFIGMAP of
+    the pod's namespace, where `kubenova console` reads it through the API (then it may send a
+    bearer token: the endpoint it reaches is verified)."""
     console_client_ca: Path | None = None
     """CA bundle of client certificates the console accepts; default the cluster's own
     (kube-system/extension-apiserver-authentication, as aggregated API servers read it)."""

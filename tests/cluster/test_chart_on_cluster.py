@@ -123,6 +123,9 @@ def test_example_runs_as_a_qemu_pod_under_the_kubelet(chart: Cluster, demo: dict
 def test_console_through_the_api(chart: Cluster, demo: dict):
     text = wait_for(lambda: (t := console(chart, "demo")) and BOOT_LINE in t and t, 60, "boot")
     assert f"{BOOT_LINE}demo" in text
+    # the CA the CLI verifies the endpoint with, published by the operator through the API
+    ca = chart.get("-n", NAMESPACE, "configmap", "kubenova-console-ca").get("data") or {}
+    assert ca.get("ca.crt", "").startswith("-----BEGIN CERTIFICATE-----"), ca
 
 
 def test_prometheus_scrapes_the_operator_service(chart: Cluster, demo: dict, tmp_path: Path):

@@ -38,10 +38,19 @@ DRIVERS = ("pod", "kubevirt", "qemu")
 OPERATOR_GROUP = "compute.kubenova.io"
 
 
+def operators(objects: list[dict]) -> list[dict]:
+    """The release's objects but the users' console CA reader (rbac-console-ca.yaml)."""
+    return [
+        o
+        for o in ours(objects)
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") != "console"
+    ]
+
+
 def granted(objects: list[dict]) -> set[permissions.Permission]:
-    """What the release's ClusterRole and Roles grant, as single permissions."""
+    """What the release's ClusterRole and Roles grant the operator, as single permissions."""
     perms: set[permissions.Permission] = set()
-    for obj in ours(objects):
+    for obj in operators(objects):
         if obj["kind"] == "ClusterRole":
             perms |= permissions.expand(obj["rules"])
         elif obj["kind"] == "Role":
@@ -51,7 +60,7 @@ def granted(objects: list[dict]) -> set[permissions.Permission]:
 
 def bindings_point_at_the_service_account(objects: list[dict]) -> None:
     account = find(ours(objects), "ServiceAccount")["metadata"]
-    for obj in ours(objects):
+    for obj in operators(objects):
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert obj["subjects"] == [
                 {"kind": "ServiceAccount", "name": account["name"], "namespace": "nova-system"}
@@ -559,7 +568,7 @@ def test_dashboard_configmap_is_off_by_default_and_labelled_for_the_sidecar():
 
 def test_scheduler_configmap_is_the_operators_scheduler_config():
     objects = render({"scheduler.cpu_allocation_ratio": 8, "scheduler.max_attempts": 5})
-    configmap = find(objects, "ConfigMap")
+    configmap = find(objects, "ConfigMap", "nova-kubenova-scheduler")
     config = SchedulerConfig.model_validate(yaml.safe_load(configmap["data"]["scheduler.yaml"]))
     assert (config.cpu_allocation_ratio, config.ram_allocation_ratio) == (8.0, 1.0)
     assert config.max_attempts == 5
@@ -579,13 +588,13 @@ def test_scheduler_configmap_is_the_operators_scheduler_config():
 
 
 def test_image_import_policy_is_passed_only_when_set(tmp_path):
-    default = find(render({}), "ConfigMap")
+    default = find(render({}), "ConfigMap", "nova-kubenova-scheduler")
     assert "image-import.yaml" not in default["data"]
     assert not [a for a in operator_container(render({}))["args"] if "image-import" in a]
     objects = render(
         {"imageImport.allowedPorts": "{80,8080}", "imageImport.allowedNetworks": "{10.96.0.0/12}"}
     )
-    configmap = find(objects, "ConfigMap")
+    configmap = find(objects, "ConfigMap", "nova-kubenova-scheduler")
     # The operator reads what the chart renders, as its own policy model parses it.
     (tmp_path / "policy.yaml").write_text(configmap["data"]["image-import.yaml"])
     policy = load_policy(str(tmp_path / "policy.yaml"))
@@ -749,3 +758,26 @@ def test_dockerfile_stages_non_root_and_pinned_base():
     # The build context is an allow-list: no .git, .venv, .bin or state in the image.
     rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line]
     assert next(r for r in rules if not r.startswith("#")) == "*"
+
+
+def test_every_authenticated_user_may_read_the_console_ca_and_nothing_else():
+    """The console's CA (a public certificate) is what `kubenova console` verifies the endpoint
+    with before it sends a bearer token: readable by any authenticated user, that one object."""
+    users = [
+        o
+        for o in ours(render({"driver": "pod"}))
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "console"
+    ]
+    role = find(users, "Role")
+    assert permissions.expand(role["rules"], role["metadata"]["namespace"]) == {
+        permissions.Permission("", "configmaps", "get", "nova-system", "kubenova-console-ca")
+    }
+    binding = find(users, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
+    assert not [
+        o for o in ours(render({"driver": "pod", "console.enabled": False}))
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "console"
+    ]  # fmt: skip

@@ -114,7 +114,10 @@ class ConsoleServer:
         address: tuple[str, int],
         cert_dir: Path,
         client_ca: Path | None = None,
+        publish_ca_in: str | None = None,
     ) -> None:
+        """`publish_ca_in`: the namespace whose ConfigMap CA_CONFIGMAP gets the console's CA."""
+        self.publish_ca_in = publish_ca_in
         self.c = conductor
         self.api = api
         self.address = address
@@ -140,6 +143,38 @@ class ConsoleServer:
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port, ssl_context=context).start()
         log.info("console endpoint on https://%s:%s (CA %s)", host, port, certs.ca)
+        if self.publish_ca_in:
+            await self._publish_ca(certs.ca.read_text())
+
+    async def _publish_ca(self, ca: str) -> None:
+        """The CA in ConfigMap CA_CONFIGMAP (create, else replace when it differs): the CLI
+        reads it through the API, the trusted path to this endpoint's certificate. Best effort:
+        without it, client certificates still work."""
+        from kubenova.console.forward import CA_CONFIGMAP
+
+        core = client.CoreV1Api(self.api)
+        namespace = self.publish_ca_in
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
+            "data": {"ca.crt": ca},
+        }
+        try:
+            try:
+                current = await core.read_namespaced_config_map(CA_CONFIGMAP, namespace)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                await core.create_namespaced_config_map(namespace, body)
+            else:
+                if (current.data or {}).get("ca.crt") != ca:
+                    body["metadata"]["resourceVersion"] = current.metadata.resource_version
+                    await core.replace_namespaced_config_map(CA_CONFIGMAP, namespace, body)
+        except ApiException as err:
+            log.warning("console: CA not published in %s/%s (%s)", namespace, CA_CONFIGMAP, err)
+            return
+        log.info("console: CA published in ConfigMap %s/%s", namespace, CA_CONFIGMAP)
 
     async def stop(self) -> None:
         if self._runner is not None:

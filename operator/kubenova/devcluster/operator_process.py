@@ -21,8 +21,11 @@ class OperatorProcess(ManagedProcess):
         hosts: int = 1,
         metrics_port: int = 0,
         extra_args: tuple[str, ...] = (),
+        pod_namespace: str | None = None,
     ) -> None:
+        """`pod_namespace`: $POD_NAMESPACE, as the downward API sets it in the chart's pod."""
         self.kubeconfig = kubeconfig
+        self.pod_namespace = pod_namespace
         super().__init__(
             "kubenova-operator",
             [
@@ -39,7 +42,10 @@ class OperatorProcess(ManagedProcess):
         )
 
     def start(self, env: dict[str, str] | None = None) -> None:
-        super().start({**(env or os.environ), "KUBECONFIG": str(self.kubeconfig)})
+        env = {**(env or os.environ), "KUBECONFIG": str(self.kubeconfig)}
+        if self.pod_namespace:
+            env.setdefault("POD_NAMESPACE", self.pod_namespace)
+        super().start(env)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup handlers run (a crash)."""

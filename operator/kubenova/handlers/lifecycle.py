@@ -21,6 +21,7 @@ from kubenova.image.cache import ImageCache
 from kubenova.image.importer import ImageImporter
 from kubenova.kube import events, permissions
 from kubenova.kube.client import Objects, new_api_client
+from kubenova.leader import default_namespace
 from kubenova.network.datapath import Datapath, probe
 from kubenova.network.ports import Ports
 from kubenova.quota.quotas import Quotas
@@ -127,7 +128,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes):
         metrics.serve(config.metrics_port, config.metrics_host)
     if config.console_address is not None:  # the serial console for `kubenova console`
         console = ConsoleServer(
-            conductor, api, config.console_address, config.console_certs, config.console_client_ca
+            conductor,
+            api,
+            config.console_address,
+            config.console_certs,
+            config.console_client_ca,
+            publish_ca_in=default_namespace() if config.console_ca_configmap else None,
         )
         try:
             await console.start()

@@ -276,7 +276,22 @@ def rules(config: Any) -> list[Rule]:
             ),
         ]
     found += _leader_election_rules(config)
+    if getattr(config, "console_listen", None) and getattr(config, "console_ca_configmap", False):
+        found += _console_ca_rules()
     return found
+
+
+def _console_ca_rules() -> list[Rule]:
+    """The console's CA published in the pod's namespace (console/server.py)."""
+    from kubenova.console.forward import CA_CONFIGMAP
+    from kubenova.leader import default_namespace
+
+    namespace = default_namespace()
+    why = "the console publishes its CA, which `kubenova console` reads through the API"
+    return [
+        Rule("", ("configmaps",), ("create",), why, namespace=namespace),
+        Rule("", ("configmaps",), ("get", "update"), why, (CA_CONFIGMAP,), namespace),
+    ]
 
 
 def _leader_election_rules(config: Any) -> list[Rule]:
