@@ -77,7 +77,9 @@ def booted_pod(c: Cluster, uid: str, timeout: float = 180) -> dict:
 
 
 def console(c: Cluster, name: str) -> str:
-    return c.kubenova("console", name, "-n", TENANT, timeout=60).stdout
+    return c.kubenova(
+        "console", name, "-n", TENANT, "--operator-namespace", NAMESPACE, timeout=60
+    ).stdout
 
 
 def operator_pods(c: Cluster) -> list[dict]:

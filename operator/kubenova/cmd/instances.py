@@ -76,7 +76,9 @@ def cmd_console(args: argparse.Namespace) -> int:
             reader = ConsoleClient(url or DEFAULT_URL, console_ca(args.console_ca), creds)
             return run(reader, target.namespace, args.name, args.follow)
         with target.api_client() as api, forwarded_console(api, operator_ns) as (local, ca):
-            reader = ConsoleClient(local, console_ca(args.console_ca) or ca, creds)
+            # the CA given, else the one the operator published (not a local operator's)
+            given = args.console_ca or os.environ.get("KUBENOVA_CONSOLE_CA")
+            reader = ConsoleClient(local, console_ca(given) if given else ca, creds)
             return run(reader, target.namespace, args.name, args.follow)
     except (ConsoleError, ForwardError) as err:
         raise CliError(f"console: {err}") from None
