@@ -226,6 +226,30 @@ def test_power_actions_on_the_pod_driver(chart: Cluster, demo: dict):
     assert still["metadata"]["uid"] == claim["metadata"]["uid"]  # one disk throughout
 
 
+def test_a_qemu_pod_deleted_by_hand_is_noticed_and_a_hard_reboot_brings_it_back(
+    chart: Cluster, demo: dict
+):
+    """The kubelet's pod deleted behind the operator's back: the power-state sync finds the VM
+    stopped without a stop request (the disk's claim is there) and puts the instance in ERROR
+    with Nova's fault; a hard reboot makes the pod again on the kept disk."""
+    uid = demo["metadata"]["uid"]
+    pod = booted_pod(chart, uid)
+    meta = pod["metadata"]
+    chart.kubectl("-n", meta["namespace"], "delete", "pod", meta["name"], "--wait=true")
+
+    def errored():
+        status = instance(chart, "demo").get("status") or {}
+        return status if status.get("vmState") == "ERROR" else None
+
+    status = wait_for(errored, 150, "the power-state sync to notice the pod is gone", interval=1)
+    assert "stopped without a stop request" in status["fault"]["message"], status["fault"]
+    chart.kubenova("reboot", "--hard", "demo", "-n", TENANT, "--wait", "--timeout", "300")
+    again = booted_pod(chart, uid)
+    assert again["metadata"]["uid"] != meta["uid"]
+    assert instance(chart, "demo")["status"].get("fault") is None
+    assert "again from its kept disk" in console(chart, "demo")
+
+
 def ending_of_the_last_run(c: Cluster) -> str:
     """The console between the last two boot announcements: how the run before this boot
     ended. Read once this boot is on the console, started again from the kept disk."""
