@@ -306,8 +306,12 @@ def test_one_replica_leads_both_serve_the_webhook_and_the_other_takes_over(
         f"took over {took:.1f}s after the kill; the lease is {LEASE}s"
     )
     wait_for(lambda: b.leader_metric() == 1, 30, "b's kubenova_leader to be 1")
-    events = core.list_namespaced_event(namespace, field_selector="reason=LeaderElection").items
-    messages = sorted(e.message for e in events)
+
+    def leader_events():  # posted after the takeover, not with it
+        found = core.list_namespaced_event(namespace, field_selector="reason=LeaderElection")
+        return sorted(e.message for e in found.items)
+
+    messages = wait_for(lambda: len(leader_events()) >= 2 and leader_events(), 15, "2 events")
     assert len(messages) == 2 and all(m.endswith(" became leader") for m in messages), messages
     assert any(m.startswith("replica-b_") for m in messages)
 
