@@ -273,9 +273,11 @@ def test_leader_killed_during_a_boot_the_other_replica_finishes_it(chart: Cluste
     # the webhook, served from the pods: a missing flavor is refused at apply time
     bad = (REPO / "examples/instance.yaml").read_text().replace("name: demo", "name: nope")
     bad = bad.replace("flavor: m1.tiny", "flavor: m1.nope")
+    # (server-side dry runs: every try reaches admission, and nothing is created meanwhile)
+    dry_run = ("-n", TENANT, "create", "--dry-run=server", "-f", "-")
     refused = wait_for(
         lambda: (
-            (r := chart.kubectl("-n", TENANT, "apply", "-f", "-", input=bad, check=False))
+            (r := chart.kubectl(*dry_run, input=bad, check=False))
             and r.returncode != 0
             and "m1.nope" in r.stderr
             and r
