@@ -10,6 +10,7 @@ refusal.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 
 import kopf
@@ -33,6 +34,34 @@ from kubenova.pki import ensure_certificates
 log = logging.getLogger("kubenova.admission")
 
 
+#: a Service's DNS name: <name>.<namespace>.svc[.cluster.local]
+SERVICE_HOST = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$"
+)
+
+
+def service_of(host: str) -> tuple[str, str] | None:
+    """(namespace, name) when `host` is a Service's DNS name, else None."""
+    match = SERVICE_HOST.match(host)
+    return (match.group(3), match.group(1)) if match else None
+
+
+class ServiceWebhookServer(kopf.WebhookServer):
+    """kopf's webhook server, announced to the apiserver as a Service reference instead of a URL
+    when it is dialled by a Service's name (the chart's): an apiserver outside the pod network
+    (a host process, as on the local cluster, or kind's static pod) resolves a Service itself,
+    through its own service resolver, but not the Service's DNS name. The Service's port is the
+    one the server listens on (the chart's webhook Service maps it to itself)."""
+
+    async def __call__(self, fn):
+        namespace, name = service_of(self.host or "")
+        async for config in super().__call__(fn):
+            announced = {"service": {"namespace": namespace, "name": name, "port": self.port}}
+            if "caBundle" in config:
+                announced["caBundle"] = config["caBundle"]
+            yield announced
+
+
 @kopf.on.startup(retries=1)
 async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     config: OperatorConfig = memo.config
@@ -47,7 +76,8 @@ async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
         if config.webhook_client_ca
         else {}
     )
-    settings.admission.server = kopf.WebhookServer(
+    server = ServiceWebhookServer if service_of(host) else kopf.WebhookServer
+    settings.admission.server = server(
         addr=addr,
         port=port,
         host=host,
