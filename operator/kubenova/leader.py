@@ -266,12 +266,7 @@ class LeaderElector:
                 if err.status != 404:
                     raise
                 record = next_record(None, self.identity, wall, lease_seconds)
-                body = {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": record.spec(),
-                }
+                body = self._lease_body(record, resource_version=None)
                 try:
                     created = await self.coordination.create_namespaced_lease(self.namespace, body)
                 except ApiException as err:
@@ -298,16 +293,7 @@ class LeaderElector:
                     self._standing_by_for = current.holder
                 return False
             record = next_record(current, self.identity, wall, lease_seconds)
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {
-                    "name": self.name,
-                    "namespace": self.namespace,
-                    "resourceVersion": lease.metadata.resource_version,
-                },
-                "spec": record.spec(),
-            }
+            body = self._lease_body(record, lease.metadata.resource_version)
             try:
                 written = await self.coordination.replace_namespaced_lease(
                     self.name, self.namespace, body
@@ -433,6 +419,18 @@ class LeaderElector:
                 )
                 return
 
+    def _lease_body(self, record: LeaseRecord, resource_version: str | None) -> dict[str, Any]:
+        """The Lease as written: a create (no resourceVersion) or a guarded replace."""
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": record.spec(),
+        }
+
     # -- the end -------------------------------------------------------------------------------
     async def release(self) -> None:
         """Give the Lease up (when ours), so a standby takes over at its next retry; after the
@@ -442,16 +440,7 @@ class LeaderElector:
         self._leading = False
         metrics.LEADER.set(0)
         wall = now()
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "resourceVersion": self._resource_version,
-            },
-            "spec": released(self._seen.record, wall).spec(),
-        }
+        body = self._lease_body(released(self._seen.record, wall), self._resource_version)
         try:
             async with asyncio.timeout(self.timing.renew_deadline):
                 await self.coordination.replace_namespaced_lease(self.name, self.namespace, body)

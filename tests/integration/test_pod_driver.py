@@ -106,6 +106,19 @@ def claims_of(
     ).items
 
 
+def delete_with_its_disk(cloud, core, uid: str) -> None:
+    """Delete the instance through the operator: destroy deletes the pod (kwok removes it),
+    then the claim, which pvc-protection keeps until this test releases it (no kubelet)."""
+    cloud.delete("vm")
+    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
+    wait_for(
+        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
+        60,
+        "the claim to be deleted after its pod",
+    )
+    release_claims(core, cloud.ns, uid)
+
+
 def release_claims(core: client.CoreV1Api, namespace: str, uid: str) -> None:
     """What the pvc-protection controller does once no pod uses a deleted claim: remove its
     finalizer (kube-controller-manager does not run here)."""
@@ -180,14 +193,7 @@ def test_the_pod_runs_on_the_scheduled_node_and_its_readiness_makes_the_instance
     assert qemu.security_context.allow_privilege_escalation is False
     assert qemu.security_context.capabilities.drop == ["ALL"]
 
-    cloud.delete("vm")  # through the operator: destroy deletes the pod, kwok removes it
-    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
-    wait_for(
-        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
-        60,
-        "the claim to be deleted",
-    )
-    release_claims(core, cloud.ns, uid)
+    delete_with_its_disk(cloud, core, uid)
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -333,14 +339,7 @@ def test_stop_start_and_reboots_recreate_the_pod_on_the_kept_claim(cloud, api):
         ("reboot", "SOFT", "Success"),
     ]
 
-    cloud.delete("vm")
-    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
-    wait_for(
-        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
-        60,
-        "the claim to be deleted after its pod",
-    )
-    release_claims(core, cloud.ns, uid)
+    delete_with_its_disk(cloud, core, uid)
     wait_for(lambda: not claims_of(core, cloud.ns, uid), 30, "the claim to be gone")
 
 
@@ -374,11 +373,4 @@ def test_a_pod_gone_behind_the_operators_back_is_a_stopped_vm_a_hard_reboot_star
     (kept,) = claims_of(core, cloud.ns, uid)
     assert kept.metadata.uid == claim.metadata.uid
 
-    cloud.delete("vm")
-    wait_for(lambda: not pods_of(core, cloud.ns, uid), 60, "the pod to be deleted")
-    wait_for(
-        lambda: all(c.metadata.deletion_timestamp for c in claims_of(core, cloud.ns, uid)),
-        60,
-        "the claim to be deleted",
-    )
-    release_claims(core, cloud.ns, uid)
+    delete_with_its_disk(cloud, core, uid)
