@@ -168,14 +168,12 @@ async def run_elected(config: OperatorConfig, liveness: str | None) -> int:
         if not leading and not stopper.requested:
             standby = asyncio.Event()
             elector.on_started_leading = standby.set
-            task = asyncio.create_task(elector.run(), name="leader-election")
-            task.add_done_callback(_on_elector_end(stopper))
+            task = _start_elector(elector, stopper)
             await run_kopf(standby_registry(), config, liveness, standby, stopper)
         if stopper.requested or not elector.leading:
             return 1 if stopper.requested == "leader election failed" else 0
         if task is None:
-            task = asyncio.create_task(elector.run(), name="leader-election")
-            task.add_done_callback(_on_elector_end(stopper))
+            task = _start_elector(elector, stopper)
         await run_kopf(kopf.get_default_registry(), config, liveness, asyncio.Event(), stopper)
         return 1 if stopper.requested == "leader election failed" else 0
     finally:
@@ -184,6 +182,13 @@ async def run_elected(config: OperatorConfig, liveness: str | None) -> int:
             await asyncio.gather(task, return_exceptions=True)
         await elector.release()  # only when ours: after kopf stopped every handler
         await api.close()
+
+
+def _start_elector(elector, stopper: Stopper) -> asyncio.Task:
+    """The elector's loop as a task; its failure stops the process (_on_elector_end)."""
+    task = asyncio.create_task(elector.run(), name="leader-election")
+    task.add_done_callback(_on_elector_end(stopper))
+    return task
 
 
 def _on_elector_end(stopper: Stopper) -> Callable[[asyncio.Task], None]:

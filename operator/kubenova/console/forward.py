@@ -97,7 +97,8 @@ class PortForward:
                 f"no running kubenova operator pod with a {CONSOLE_PORT_NAME!r} port in namespace "
                 f"{namespace} (is the chart's console.enabled on?)"
             )
-        self.core, self.namespace, self.pods = core, namespace, pods
+        self.core, self.namespace = core, namespace
+        self.pod = pods[0]  # the Lease holder's, else a Ready one (console_pods' order)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept, daemon=True, name="port-forward")
@@ -106,7 +107,7 @@ class PortForward:
     def _connect(self) -> socket.socket:
         from kubernetes.stream import portforward
 
-        name, port = self.pods[0]
+        name, port = self.pod
         try:
             forward = portforward(
                 self.core.connect_get_namespaced_pod_portforward,
