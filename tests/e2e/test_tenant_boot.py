@@ -96,6 +96,13 @@ def test_two_networks_keypair_user_data_and_volume(operator, boot, api, namespac
             raise
     assert not ping(bindings["back"]["netns"], "192.168.50.10")
 
+    key_line = f"kubenova-guest key ssh-ed25519 {FINGERPRINT}"
+    # the guest prints its key after its addresses: the pings can come first under load
+    wait_for(
+        lambda: key_line in (instance_dir / "console.log").read_text(errors="replace"),
+        60,
+        "the guest's key line on its console",
+    )
     console = (instance_dir / "console.log").read_text(errors="replace")
     print("\n" + "\n".join(line for line in console.splitlines() if "kubenova-guest" in line))
     front, back = addresses["front"], addresses["back"]
