@@ -689,7 +689,7 @@ def report(sides: list[Side], args: argparse.Namespace) -> dict[str, Any]:
         "objects": args.instances,
         "sides": figures,
     }
-    if "kube-scheduler" in figures:
+    if {"kubenova", "kube-scheduler"} <= figures.keys():
         result["ratios"] = ratios(figures["kubenova"], figures["kube-scheduler"])
         print(
             "ratio kubenova / unthrottled kube-scheduler: "
@@ -714,6 +714,11 @@ def main() -> int:
         action="store_true",
         help="also run kube-scheduler with its client's default limits (printed, not a ratio)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("kubenova", "kube-scheduler"),
+        help="run one side alone (its figures, no ratios): for profiling one side",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     ours_fit, theirs_fit = capacities(args.nodes)
@@ -728,12 +733,16 @@ def main() -> int:
         print("more objects than fit on one side: raise --nodes", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `timeout` still cleans up
-    runs: list[Callable[[Path], Side]] = [
-        lambda work: bench_kubenova(args, work),
-        lambda work: bench_kube_scheduler(args, work, UNTHROTTLED_QPS),
-    ]
-    if args.order == "kube-scheduler-first":
-        runs.reverse()
+
+    def ours(work: Path) -> Side:
+        return bench_kubenova(args, work)
+
+    def theirs(work: Path) -> Side:
+        return bench_kube_scheduler(args, work, UNTHROTTLED_QPS)
+
+    runs = [ours, theirs] if args.order == "kubenova-first" else [theirs, ours]
+    if args.only:
+        runs = [ours if args.only == "kubenova" else theirs]
     if args.as_shipped:
         runs.append(lambda work: bench_kube_scheduler(args, work, None))
     with tempfile.TemporaryDirectory(prefix="kubenova-bench-") as tmp:

@@ -10,6 +10,7 @@ from kubenova.handlers import (  # noqa: F401
     instance,
     keypair,
     lifecycle,
+    login,
     network,
     volume,
 )

@@ -9,6 +9,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubenova import GROUP, VERSION
+from kubenova.kube.connections import CLIENT_CONNECTIONS, no_proxy_lookups
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -17,11 +18,19 @@ __all__ = ["ApiException", "Objects", "new_api_client"]
 
 
 async def new_api_client() -> client.ApiClient:
-    """From $KUBECONFIG (or ~/.kube/config), else the in-cluster service account."""
+    """From $KUBECONFIG (or ~/.kube/config), else the in-cluster service account; with a
+    bounded connection pool that reads no proxy settings (kube/connections.py)."""
+    configuration = type.__call__(client.Configuration)  # not a copy of the global default
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config()
-        return client.ApiClient()
-    return await config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = CLIENT_CONNECTIONS
+    api = client.ApiClient(configuration=configuration)
+    no_proxy_lookups(api.rest_client.pool_manager)
+    return api
 
 
 class Objects:
