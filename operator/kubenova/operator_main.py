@@ -32,6 +32,9 @@ log = logging.getLogger("kubenova.operator")
 def run(config: OperatorConfig, verbose: bool = False, liveness: str | None = None) -> None:
     """`liveness`: kopf's health endpoint URL (answers once start-up is done), or None."""
     import kubenova.handlers  # noqa: F401  (registers the handlers)
+    from kubenova.kube import kopf_toggles
+
+    kopf_toggles.install()  # before kopf makes its toggles
 
     if config.admission:  # kopf refuses admission handlers without a webhook server
         from kubenova.handlers import admission  # noqa: F401
