@@ -258,3 +258,18 @@ def test_a_cached_image_counts_only_for_sources_it_was_verified_from(
     assert asyncio.run(cache.fetch(str(allowed / "copy.raw"), SUM)) == tmp_path / "_base" / SUM
     removed = cache.remove_unused(set())
     assert sorted(r.path.name for r in removed) == sorted([SUM, f"{SUM}.lock", f"{SUM}.sources"])
+
+
+def test_guest_dirs_are_read_again_once_an_entry_is_replaced(tmp_path: Path) -> None:
+    guest, old, new = tmp_path / "guest", tmp_path / "cache-1", tmp_path / "cache-2"
+    for directory in (guest, old, new):
+        directory.mkdir()
+    (old / "busybox.qcow2").write_bytes(b"x")
+    (new / "busybox.qcow2").write_bytes(b"y")
+    (guest / "busybox.qcow2").symlink_to(old / "busybox.qcow2")
+    assert guest_image_dirs(guest) == [guest, old]
+    assert guest_image_dirs(guest) == [guest, old]  # remembered
+    # as `make setup` points an entry elsewhere: a new link renamed over the old one
+    (guest / "busybox.qcow2.new").symlink_to(new / "busybox.qcow2")
+    (guest / "busybox.qcow2.new").rename(guest / "busybox.qcow2")
+    assert guest_image_dirs(guest) == [guest, new]

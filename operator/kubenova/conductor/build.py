@@ -281,10 +281,12 @@ class Build:
         if isinstance(lock, asyncio.Lock) and lock.locked():
             await self.flush()  # it waits for the other member: show it SCHEDULING meanwhile
         async with lock:
+            wanted = await self.request_spec(flavor, image, group)
             try:
-                selection = await self.c.scheduler.select_destinations(
-                    await self.request_spec(flavor, image, group), self.host_table()
-                )
+                async with self.c.decisions:  # the table taken only once it is our turn
+                    selection = await self.c.scheduler.select_destinations(
+                        wanted, self.host_table()
+                    )
             except NoValidHost as err:
                 raise BuildError(str(err), 500, details=self.attempts_text()) from err
             await self._scheduled(selection.host, list(selection.alternates))

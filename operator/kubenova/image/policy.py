@@ -34,7 +34,17 @@ _GUEST_DIR = Path(__file__).resolve().parents[3] / ".bin" / "guest"
 
 def guest_image_dirs(guest_dir: Path = _GUEST_DIR) -> list[Path]:
     """The directory `make setup` puts the guest images in and the cache directories its
-    entries are symlinks to (sources are resolved before the check); none if it is absent."""
+    entries are symlinks to (sources are resolved before the check); none if it is absent.
+    Read again whenever the directory changed (an entry made, removed or replaced: a symlink
+    is replaced, never changed in place, so the directory's mtime tells), else remembered:
+    it is checked for every image a build fetches."""
+    try:
+        stamp = guest_dir.stat().st_mtime_ns
+    except OSError:
+        return []
+    known = _guest_dirs_read.get(guest_dir)
+    if known is not None and known[0] == stamp:
+        return list(known[1])
     if not guest_dir.is_dir():
         return []
     dirs = [guest_dir.resolve()]
@@ -42,7 +52,12 @@ def guest_image_dirs(guest_dir: Path = _GUEST_DIR) -> list[Path]:
         target = entry.resolve().parent
         if target not in dirs:
             dirs.append(target)
+    _guest_dirs_read[guest_dir] = (stamp, tuple(dirs))
     return dirs
+
+
+_guest_dirs_read: dict[Path, tuple[int, tuple[Path, ...]]] = {}
+"""guest_image_dirs' last reading of each directory, with the directory's mtime then."""
 
 
 class ImageImportPolicy(BaseModel):

@@ -36,6 +36,9 @@ class HostCache:
     def __init__(self, ratios: AllocationRatios, size: int = 64) -> None:
         self.ratios = ratios
         self._rows: dict[str, int] = {}
+        self._rows_shared: dict[str, int] | None = None
+        """A copy of _rows the tables share until a row is added or removed (not one copy
+        of 5,000 names per decision)."""
         self._nodes: list[NodeSummary] = []
         self._capacity = np.zeros((size, 3))
         self._claimed = np.zeros((size, 3))
@@ -188,16 +191,22 @@ class HostCache:
             service_down=service_down,
             node_ok=self._node_ok[:n].copy(),
             down=down_mask,
-            _index=dict(self._rows),
+            _index=self._shared_rows(),
             _codes=self._codes,
         )
 
     # -- rows --------------------------------------------------------------------------------
+    def _shared_rows(self) -> dict[str, int]:
+        if self._rows_shared is None:
+            self._rows_shared = dict(self._rows)
+        return self._rows_shared
+
     def _append(self, name: str) -> int:
         row = len(self._nodes)
         if row == len(self._capacity):
             self._grow()
         self._rows[name] = row
+        self._rows_shared = None
         self._nodes.append(NodeSummary(name, Resources()))
         self._codes = {}
         self._claimed[row] = _sum_rows(as_row(r) for r in self._claims.get(name, {}).values())
@@ -208,6 +217,7 @@ class HostCache:
     def _remove(self, name: str, row: int) -> None:
         last = len(self._nodes) - 1
         del self._rows[name]
+        self._rows_shared = None
         if row != last:  # the last row moves into the hole
             moved = self._nodes[last]
             self._nodes[row] = moved

@@ -123,6 +123,9 @@ def test_the_cache_kept_from_events_equals_the_state_rebuilt_from_the_indexes(se
             down = {hosts[2]: "heartbeat stopped"}
             cached = world.cache.table(own, failed, down)
             assert by_name(cached) == by_name(world.rebuilt(own, failed, down))
+            # the rows by name the tables share stay true as rows come and go
+            assert all(cached.position(cached.name(i)) == i for i in range(len(cached)))
+            assert all(cached.position(n) is None for n in NAMES if n not in world.nodes)
             assert len(world.cache) == len(world.nodes)
     assert by_name(world.cache.table()) == by_name(world.rebuilt({}, {}, {}))
 
