@@ -101,17 +101,17 @@ async def serve_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
 
 # -- kopf indexes only the checks read -----------------------------------------------------
 @kopf.index(GROUP, VERSION, "keypairs")
-def keypair_names(namespace, name, **_):
+async def keypair_names(namespace, name, **_):
     return {(namespace, name): True}
 
 
 @kopf.index(GROUP, VERSION, "volumes")
-def volume_states(namespace, name, spec, status, **_):
+async def volume_states(namespace, name, spec, status, **_):
     return {(namespace, name): {"spec": dict(spec), "status": dict(status)}}
 
 
 @kopf.index(GROUP, VERSION, "quotas")
-def quota_usage(namespace, spec, status, **_):
+async def quota_usage(namespace, spec, status, **_):
     return {namespace: {"spec": dict(spec), "used": dict(status.get("used") or {})}}
 
 

@@ -1,4 +1,8 @@
-"""Watch-fed caches (kopf indexes) the hot paths read instead of listing objects."""
+"""Watch-fed caches (kopf indexes) the hot paths read instead of listing objects.
+
+Async, though they await nothing: kopf runs a sync handler in its thread pool, a thread hop
+for every event of every indexed object (a tenth of the operator's CPU in a 1,000-instance
+run); these are pure and short, so on the event loop they cost less than the hop."""
 
 from __future__ import annotations
 
@@ -11,33 +15,33 @@ from kubenova.virt.cluster import INSTANCE_UID_LABEL
 
 
 @kopf.index("nodes", labels={HOST_LABEL: "true"})
-def nodes(name, body, **_):
+async def nodes(name, body, **_):
     return {name: NodeSummary.of_node(body)}
 
 
 @kopf.index(GROUP, VERSION, "resourceproviders")
-def providers(name, spec, **_):
+async def providers(name, spec, **_):
     return {name: dict(spec.get("allocations") or {})}
 
 
 @kopf.index(GROUP, VERSION, "resourceproviders")
-def claims(name, spec, **_):
+async def claims(name, spec, **_):
     """Which hosts hold a claim of each consumer (instance uid), without scanning them all."""
     return {uid: name for uid in spec.get("allocations") or {}}
 
 
 @kopf.index(GROUP, VERSION, "flavors")
-def flavors(name, spec, **_):
+async def flavors(name, spec, **_):
     return {name: dict(spec)}
 
 
 @kopf.index(GROUP, VERSION, "images")
-def images(namespace, name, spec, status, **_):
+async def images(namespace, name, spec, status, **_):
     return {(namespace, name): {"spec": dict(spec), "status": dict(status)}}
 
 
 @kopf.index(GROUP, VERSION, "instances")
-def placements(namespace, name, uid, spec, status, **_):
+async def placements(namespace, name, uid, spec, status, **_):
     """Where placed instances are: by host (activity), by name (same/different host hints) and
     by server group (affinity)."""
     host = status.get("host")
@@ -56,7 +60,7 @@ def _not_terminal(status, labels, **_):
 
 
 @kopf.index("pods", when=_not_terminal)
-def pods(spec, **_):
+async def pods(spec, **_):
     """Requests of the pods bound to each node: they use a host's room as claims do."""
     node = spec.get("nodeName")
     if not node:
@@ -65,24 +69,24 @@ def pods(spec, **_):
 
 
 @kopf.index(GROUP, VERSION, "networks")
-def network_specs(namespace, name, uid, spec, **_):
+async def network_specs(namespace, name, uid, spec, **_):
     return {(namespace, name): {"metadata": {"name": name, "uid": uid}, "spec": dict(spec)}}
 
 
 @kopf.index(GROUP, VERSION, "ports")
-def port_addresses(namespace, spec, **_):
+async def port_addresses(namespace, spec, **_):
     """Addresses held on each network: where an allocation starts looking for a free one."""
     return {(namespace, spec["network"]): spec["ipAddress"]}
 
 
 @kopf.index(GROUP, VERSION, "quotas")
-def quota_limits(namespace, spec, **_):
+async def quota_limits(namespace, spec, **_):
     """Each namespace's Quota spec: the limits a reservation is checked against."""
     return {namespace: dict(spec)}
 
 
 @kopf.index(GROUP, VERSION, "instances")
-def instance_quota(namespace, uid, status, **_):
+async def instance_quota(namespace, uid, status, **_):
     """Instances that count against their namespace's quota, and what (status.quotaUsage):
     what the quota counter is checked against until its events have caught up."""
     usage = status.get("quotaUsage")
@@ -90,6 +94,6 @@ def instance_quota(namespace, uid, status, **_):
 
 
 @kopf.index(GROUP, VERSION, "volumes")
-def volume_quota(namespace, uid, status, **_):
+async def volume_quota(namespace, uid, status, **_):
     usage = status.get("quotaUsage")
     return {namespace: (uid, dict(usage))} if usage else {}

@@ -20,8 +20,10 @@ from kubenova.timestamps import parse_time
 log = logging.getLogger("kubenova.handlers")
 FINALIZER = f"{GROUP}/finalizer"
 """kopf's finalizer (handlers/lifecycle.py sets settings.persistence.finalizer to it)"""
-#: how long a build waits for kopf to add the finalizer before it starts anyway
-FINALIZER_WAIT_SECONDS = 10.0
+#: how long a build waits for kopf to add the finalizer before it starts anyway: after a start
+#: with 10,000 instances kopf takes tens of seconds to patch them all, and a build that starts
+#: before its patch loses its first status write to it (a 409, a GET and the write again)
+FINALIZER_WAIT_SECONDS = 120.0
 VM_STATES: dict[str, str] = {}
 """vmState by instance uid, for the `kubenova_instances` gauge."""
 WAKE: dict[str, asyncio.Event] = {}

@@ -23,7 +23,7 @@ IN_USE_RETRY = 5.0
 
 
 @kopf.timer(GROUP, VERSION, "networks", interval=REFRESH, initial_delay=0)
-def count_addresses(namespace, name, spec, status, patch, port_addresses, **_):
+async def count_addresses(namespace, name, spec, status, patch, port_addresses, **_):
     used = len(port_addresses.get((namespace, name)) or ())
     available = max(0, Subnet.of_spec(spec).size() - used)
     if (status.get("usedIPs"), status.get("availableIPs")) != (used, available):
@@ -31,7 +31,7 @@ def count_addresses(namespace, name, spec, status, patch, port_addresses, **_):
 
 
 @kopf.index(GROUP, VERSION, "ports")
-def port_bindings(namespace, spec, meta, uid, name, **_):
+async def port_bindings(namespace, spec, meta, uid, name, **_):
     """Each Network's Ports as dnsmasq serves them (the hostname is the instance's name, as the
     QEMU driver gives it when it plugs the Port)."""
     binding = PortBinding(
