@@ -7,7 +7,7 @@ functions the operator's watches use, so the dry run sees what the operator woul
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,33 @@ from kubenova.scheduler.host_state import host_states
 from kubenova.scheduler.request import build_request_spec
 
 
-def _index(fn: Callable[..., dict], objects: Iterable[dict[str, Any]]) -> dict[Any, list]:
+def _awaiting_nothing(coro: Coroutine[Any, Any, dict]) -> dict:
+    """The result of an index handler (async for kopf, handlers/indexes.py, but awaiting
+    nothing), without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("an index handler awaited something")
+
+
+IndexHandler = Callable[..., Coroutine[Any, Any, dict]]
+
+
+def _index(fn: IndexHandler, objects: Iterable[dict[str, Any]]) -> dict[Any, list]:
     out: dict[Any, list] = defaultdict(list)
     for obj in objects:
         meta = obj["metadata"]
-        keys = fn(
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            uid=meta.get("uid"),
-            body=obj,
-            spec=obj.get("spec") or {},
-            status=obj.get("status") or {},
+        keys = _awaiting_nothing(
+            fn(
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                body=obj,
+                spec=obj.get("spec") or {},
+                status=obj.get("status") or {},
+            )
         )
         for key, value in keys.items():
             out[key].append(value)

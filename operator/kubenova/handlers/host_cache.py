@@ -30,16 +30,19 @@ async def node_event(event, name, body, labels, memo, **_):
 
 
 @kopf.on.event(GROUP, VERSION, "resourceproviders")
-async def provider_event(event, name, spec, memo, **_):
+async def provider_event(event, name, body, spec, memo, **_):
+    """Also the base of the next claim on it (no read before the write, placement.py)."""
     conductor = _conductor(memo)
     if conductor is None:
         return
     if event["type"] == "DELETED":
         conductor.host_cache.provider_changed(name, None)
+        conductor.placement.observed(name, None)
         return
     allocations = dict(spec.get("allocations") or {})
     conductor.host_cache.provider_changed(name, allocations)
     conductor.placement.confirm(name, allocations)
+    conductor.placement.observed(name, body)
 
 
 @kopf.on.event("pods")

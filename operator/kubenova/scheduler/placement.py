@@ -6,9 +6,11 @@ another writer wrote in between, the apiserver answers 409 and the claim is re-e
 fresh data, exactly as placement retries on a generation conflict.
 
 No GET before a write (issue 13): the copy checked is the apiserver's answer to this process's
-last write on the provider (one read the first time, and after a conflict). This process's
-claims on one provider are made one at a time, so they never conflict with each other; a
-claim that does not fit on the kept copy is checked again on a fresh read before it is refused.
+last write on the provider or the watch's last copy of it, whichever came last (a provider
+neither has shown is created, and read only if that answers 409: it exists). A copy that is
+behind costs the 409 and a read, never a wrong claim. This process's claims on one provider
+are made one at a time, so they never conflict with each other; a claim that does not fit on
+the kept copy is checked again on a fresh read before it is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from kubenova.kube.retry import conflict_backoff as _backoff
 from kubenova.scheduler.resources import Resources
 
 PLURAL = "resourceproviders"
+_KEPT_METADATA = (
+    "name",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+)
+"""What a replace must carry of the metadata; the rest (managedFields...) is not kept."""
 log = logging.getLogger("kubenova.scheduler.placement")
 
 
@@ -37,7 +48,8 @@ class Placement:
         self.own_claims: dict[str, dict[str, Resources]] = {}
         """node -> consumer uid -> resources: claims made here, known before any watch event."""
         self._last: dict[str, dict[str, Any]] = {}
-        """node -> the provider as the apiserver answered this process's last write on it"""
+        """node -> the provider as this process's last write on it or the watch last showed
+        it (compact: what a replace needs)"""
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def confirm(self, node: str, allocations: dict) -> None:
@@ -52,8 +64,16 @@ class Placement:
         if not mine:
             del self.own_claims[node]
 
+    def observed(self, node: str, provider: Any | None) -> None:
+        """The watch's copy of `node`'s provider (None: deleted), the base of the next claim."""
+        if provider is None:
+            self._last.pop(node, None)
+        else:
+            self._last[node] = _compact(provider)
+
     async def _get(self, node: str) -> dict | None:
-        return await self.objects.find(PLURAL, node)
+        found = await self.objects.find(PLURAL, node)
+        return _compact(found) if found is not None else None
 
     async def claim(
         self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources
@@ -79,9 +99,8 @@ class Placement:
         self, node: str, consumer_uid: str, consumer: str, request: Resources, capacity: Resources
     ) -> bool:
         async with self._locks[node]:
+            # none kept: created without a read (one that exists answers 409, then is read)
             provider, fresh = self._last.get(node), False
-            if provider is None:
-                provider, fresh = await self._get(node), True
             for attempt in range(self.retries):
                 allocations = dict(((provider or {}).get("spec") or {}).get("allocations") or {})
                 if consumer_uid in allocations:
@@ -96,7 +115,7 @@ class Placement:
                     continue
                 allocations[consumer_uid] = request.as_allocation(consumer)
                 try:
-                    self._last[node] = await self._write(node, provider, allocations)
+                    self._last[node] = _compact(await self._write(node, provider, allocations))
                     return True
                 except ApiException as err:
                     self._last.pop(node, None)
@@ -137,10 +156,21 @@ class Placement:
             return False
         patch = {"spec": {"allocations": {consumer_uid: None}}}
         try:
-            self._last[node] = await self.objects.patch(PLURAL, node, None, patch)
+            self._last[node] = _compact(await self.objects.patch(PLURAL, node, None, patch))
         except ApiException as err:
             self._last.pop(node, None)
             if err.status != 404:
                 raise
             return False
         return True
+
+
+def _compact(provider: Any) -> dict[str, Any]:
+    """A plain copy of what a replace of `provider` sends (a watch body or an answer)."""
+    meta = provider["metadata"]
+    return {
+        "apiVersion": provider.get("apiVersion", "compute.kubenova.io/v1alpha1"),
+        "kind": provider.get("kind", "ResourceProvider"),
+        "metadata": {key: meta[key] for key in _KEPT_METADATA if key in meta},
+        "spec": dict(provider.get("spec") or {}),
+    }

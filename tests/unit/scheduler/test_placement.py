@@ -67,7 +67,7 @@ class Store:
         self._stored(current)
 
 
-def test_claims_after_the_first_write_need_no_read_and_never_conflict_with_each_other():
+def test_claims_need_no_read_and_never_conflict_with_each_other():
     store = Store()
     placement = Placement(store)
 
@@ -78,7 +78,8 @@ def test_claims_after_the_first_write_need_no_read_and_never_conflict_with_each_
         )  # fmt: skip
 
     assert asyncio.run(run()) == [True] * 5
-    assert store.calls == ["GET", "POST", "PUT", "PUT", "PUT", "PUT"]
+    # a provider neither written here nor seen is created without a read
+    assert store.calls == ["POST", "PUT", "PUT", "PUT", "PUT"]
     assert set(store.objects["h1"]["spec"]["allocations"]) == {f"u{i}" for i in range(5)}
 
 
@@ -118,3 +119,39 @@ def test_a_release_keeps_its_answer_for_the_next_claim():
     store.calls.clear()
     assert asyncio.run(placement.claim("h1", "u3", "ns/c", SMALL, ROOM_FOR_TWO))
     assert store.calls == ["PUT"]
+
+
+def test_a_provider_that_exists_unseen_is_read_after_its_create_conflicts():
+    store = Store()
+    other = Placement(store)
+    assert asyncio.run(other.claim("h1", "u1", "ns/a", SMALL, ROOM_FOR_TWO))
+    placement = Placement(store)  # another process: never wrote nor saw h1
+    store.calls.clear()
+    assert asyncio.run(placement.claim("h1", "u2", "ns/b", SMALL, ROOM_FOR_TWO))
+    assert store.calls == ["POST", "GET", "PUT"]
+    assert set(store.objects["h1"]["spec"]["allocations"]) == {"u1", "u2"}
+    # and a full one refused on that fresh read
+    store.calls.clear()
+    assert not asyncio.run(Placement(store).claim("h1", "u3", "ns/c", SMALL, ROOM_FOR_TWO))
+    assert store.calls == ["POST", "GET"]
+
+
+def test_the_watchs_copy_is_the_base_of_the_next_claim():
+    store = Store()
+    other = Placement(store)
+    assert asyncio.run(other.claim("h1", "u1", "ns/a", SMALL, ROOM_FOR_TWO))
+    placement = Placement(store)
+    watched = copy.deepcopy(store.objects["h1"])
+    watched["metadata"]["managedFields"] = [{"manager": "kube-apiserver"}]
+    placement.observed("h1", watched)
+    store.calls.clear()
+    assert asyncio.run(placement.claim("h1", "u2", "ns/b", SMALL, ROOM_FOR_TWO))
+    assert store.calls == ["PUT"]  # no read: the watch showed it
+    assert "managedFields" not in placement._last["h1"]["metadata"]  # kept compact
+    # a copy that is behind costs a 409 and a read, never a wrong claim
+    placement.observed("h1", watched)
+    store.calls.clear()
+    assert not asyncio.run(placement.claim("h1", "u3", "ns/c", SMALL, ROOM_FOR_TWO))
+    assert store.calls == ["PUT", "GET"]
+    placement.observed("h1", None)  # deleted
+    assert "h1" not in placement._last
