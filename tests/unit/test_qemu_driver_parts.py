@@ -14,7 +14,7 @@ from kubenova.metadata.nocloud import build_seed, seed_files
 from kubenova.models.v1alpha1.states import PowerState
 from kubenova.tools import find_tool
 from kubenova.virt.driver import DriverError, GuestMetadata, InstanceNotFound, SpawnRequest
-from kubenova.virt.qemu import accel
+from kubenova.virt.qemu import accel, nics
 from kubenova.virt.qemu.driver import BOOT_ANNOUNCEMENT, QemuProcessDriver, parse_boot_line
 from kubenova.virt.qemu.overlay import overlay_argv, virtual_size
 from kubenova.virt.qemu.paths import InstancePaths
@@ -171,3 +171,22 @@ def test_state_without_processes(tmp_path):
 
     asyncio.run(scenario())
     assert not (tmp_path / "instances" / UID).exists()
+
+
+def test_a_torn_nics_record_does_not_keep_the_instance_from_being_removed(tmp_path):
+    """An operator killed while writing nics.json once left it empty, and every later spawn
+    (which first removes what an unfinished spawn left) and destroy failed on it."""
+    driver = QemuProcessDriver(tmp_path)
+    root = tmp_path / "instances" / UID
+    root.mkdir(parents=True)
+    (root / nics.NICS_FILE).write_text("")
+    with pytest.raises(DriverError, match="unreadable"):
+        nics.load(root)
+    asyncio.run(driver.destroy(UID))
+    assert not root.exists()
+
+
+def test_the_nics_record_is_written_whole(tmp_path):
+    nics.save(tmp_path, [])
+    assert nics.load(tmp_path) == ()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [nics.NICS_FILE]  # no temporary left

@@ -10,9 +10,10 @@ boot's line for this one.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from kubenova.files import write_atomically
 
 FILE = "boot.json"
 
@@ -26,9 +27,7 @@ class BootRecord:
     """Network uid -> byte offset of its dnsmasq log when the boot began."""
 
     def save(self, root: Path) -> None:
-        tmp = root / f".{FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self)) + "\n")
-        os.replace(tmp, root / FILE)
+        write_atomically(root / FILE, json.dumps(asdict(self)) + "\n")
 
     @classmethod
     def load(cls, root: Path) -> BootRecord | None:

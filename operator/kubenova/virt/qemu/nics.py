@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubenova.files import write_atomically
 from kubenova.network.datapath import Datapath, DatapathError, NetworkConfig, PortBinding, TapPlug
 from kubenova.network.datapath import names as dp_names
 from kubenova.network.datapath.tapfd import open_tap
@@ -119,7 +120,7 @@ def save(root: Path, nics: Iterable[Nic]) -> None:
     data = [
         {"network": dataclasses.asdict(n.network), "port": dataclasses.asdict(n.port)} for n in nics
     ]
-    (root / NICS_FILE).write_text(json.dumps(data))
+    write_atomically(root / NICS_FILE, json.dumps(data))
 
 
 def load(root: Path) -> tuple[Nic, ...]:
