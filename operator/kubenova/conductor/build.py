@@ -290,6 +290,10 @@ class Build:
             except NoValidHost as err:
                 raise BuildError(str(err), 500, details=self.attempts_text()) from err
             await self._scheduled(selection.host, list(selection.alternates))
+            if group:
+                # written before the next member decides: it finds the members' hosts in
+                # their status (request_spec), and a move kept for later is in none
+                await self.flush()
 
     async def _scheduled(self, host: str, alternates: list[str]) -> None:
         """Written with the next step's move: the claim, keyed by uid, is found again after a
