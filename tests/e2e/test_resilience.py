@@ -434,17 +434,21 @@ def test_audit_removes_a_network_namespace_and_a_tap_nobody_asked_for(operator, 
         return (await datapath.plug(live, stray_port, "compute-0")).tap
 
     tap = asyncio.run(make())
-    ghost_netns = datapath.netns(ghost.uid)
+    ghost_netns, live_netns = datapath.netns(ghost.uid), datapath.netns(live.uid)
 
     def gone() -> bool:
         places = {n.netns: n for n in datapath_inventory(operator).namespaces}
-        live_taps = {t.name for t in places[datapath.netns(live.uid)].taps}
+        live_taps = {t.name for t in places[live_netns].taps}
         return ghost_netns not in places and tap not in live_taps
 
     wait_for(gone, AUDIT_INTERVAL * 2 + AUDIT_GRACE + 10, "the audit to remove them")
-    text = operator.log.read_text(errors="replace")
-    assert f"audit: removed netns {ghost_netns}" in text
-    assert f"audit: removed tap {datapath.netns(live.uid)}/{tap}" in text
+    logged = (f"audit: removed netns {ghost_netns}", f"audit: removed tap {live_netns}/{tap}")
+
+    def said() -> bool:  # the audit logs a removal once it is done: just after `gone`
+        text = operator.log.read_text(errors="replace")
+        return all(line in text for line in logged)
+
+    wait_for(said, 10, f"the audit to log {logged}")
     assert not processes_with("dnsmasq", ghost_netns)
 
 
